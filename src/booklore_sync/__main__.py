@@ -1,4 +1,4 @@
-from booklore_sync.cli import main
+from booklore_sync.entry import main
 
 if __name__ == "__main__":
     main()

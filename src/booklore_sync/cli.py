@@ -1,7 +1,291 @@
+"""The ``booklore-sync`` command line: parse, call the library, print.
+
+Contract: spec §6 (commands, exit codes, JSON).  With ``--json`` stdout
+carries exactly one JSON object; every message goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+from booklore_sync.config import ACCOUNT_LABELS, Config, ConfigError
+from booklore_sync.store import QUEUES, Store, StoreError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Deliver KOReader reading data (sessions, highlights, notes, bookmarks, ratings, "
+    "progress) to a BookLore server, exactly once.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+advanced_app = typer.Typer(no_args_is_help=True, help="Re-match all books; clear synced history.")
+app.add_typer(advanced_app, name="advanced")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OFFLINE, EXIT_LOCKED = 0, 1, 2, 3, 4
 
 
-def main() -> None:
-    app()
+def err(message: str) -> None:
+    """A message for the user, on stderr."""
+    typer.echo(message, err=True)
+
+
+def out_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+def is_interactive() -> bool:
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def load_config() -> Config:
+    try:
+        return Config.load()
+    except ConfigError as exc:
+        err(f"Error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@contextmanager
+def open_store(cfg: Config) -> Iterator[Store]:
+    try:
+        store = Store.open(cfg.store_path)
+    except StoreError as exc:
+        err(f"Error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _selected(flags: dict[str, bool], all_flag: bool, names: tuple[str, ...]) -> list[str]:
+    if all_flag:
+        return list(names)
+    return [name for name in names if flags.get(name)]
+
+
+# --------------------------------------------------------------------- status
+@app.command()
+def status(
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (spec §6.4)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="List pending items with book, retries and last error."),
+) -> None:
+    """View Pending Sessions: book cache, pending uploads, progress history (read-only)."""
+    from booklore_sync.entry import run_status
+
+    raise typer.Exit(run_status(json_out, verbose))
+
+
+# ------------------------------------------------------------- clear-pending
+@app.command("clear-pending")
+def clear_pending(
+    sessions: bool = typer.Option(False, "--sessions", help="Clear pending_sessions."),
+    annotations: bool = typer.Option(False, "--annotations", help="Clear pending_annotations."),
+    ratings: bool = typer.Option(False, "--ratings", help="Clear pending_ratings."),
+    bookmarks: bool = typer.Option(False, "--bookmarks", help="Clear pending_bookmarks."),
+    progress: bool = typer.Option(False, "--progress", help="Clear pending_koreader_progress."),
+    all_: bool = typer.Option(False, "--all", help="Clear all five queues."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Clear Pending: permanently discard queued items (no undo)."""
+    cfg = load_config()
+    flags = {"sessions": sessions, "annotations": annotations, "ratings": ratings,
+             "bookmarks": bookmarks, "progress": progress}
+    chosen = _selected(flags, all_, QUEUES)
+    interactive = is_interactive()
+    with open_store(cfg) as store:
+        if not chosen:
+            if not interactive:
+                err("Error: name the queues to clear (--sessions, --annotations, --ratings, "
+                    "--bookmarks, --progress or --all); the checklist needs a terminal.")
+                raise typer.Exit(EXIT_USAGE)
+            from booklore_sync.menu import clear_pending_dialog
+
+            clear_pending_dialog(store)
+            return
+        if not yes:
+            if not interactive:
+                err("Error: clearing pending items cannot be undone; add --yes to confirm "
+                    "(no terminal to ask on).")
+                raise typer.Exit(EXIT_USAGE)
+            counts = store.counts()
+            what = ", ".join(f"{counts[q]} {q}" for q in chosen)
+            if not typer.confirm(f"Permanently discard {what}? They will not be uploaded to "
+                                 "BookLore. There is no undo.", default=False, err=True):
+                err("Cancelled; nothing was cleared.")
+                return
+        cleared = store.clear_pending(chosen)
+    for q in chosen:
+        typer.echo(f"Cleared {cleared[q]} pending {q}.")
+
+
+# --------------------------------------------------------------- clear-cache
+@app.command("clear-cache")
+def clear_cache() -> None:
+    """Clear Cache: remove every book_cache entry at once (queues and history stay)."""
+    cfg = load_config()
+    with open_store(cfg) as store:
+        removed = store.clear_cache()
+    typer.echo(f"Cleared the book cache ({removed} books). Pending items and synced history "
+               "are untouched; the cache rebuilds on the next scan.")
+
+
+# ---------------------------------------------------------- advanced history
+HISTORY_CHOICES = ("sessions", "annotations", "bookmarks", "ratings", "progress")
+
+
+@advanced_app.command("clear-history")
+def clear_history(
+    sessions: bool = typer.Option(False, "--sessions", help="Historical sessions."),
+    annotations: bool = typer.Option(False, "--annotations", help="Synced annotations."),
+    bookmarks: bool = typer.Option(False, "--bookmarks", help="Synced bookmarks."),
+    ratings: bool = typer.Option(False, "--ratings", help="Rating sync history."),
+    progress: bool = typer.Option(False, "--progress", help="Synced progress."),
+    discarded: bool = typer.Option(False, "--discarded",
+                                   help="The list of items discarded by Clear Pending."),
+    all_: bool = typer.Option(False, "--all", help="The five ledgers (not --discarded)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Clear synced-history ledgers (pending queues are not touched)."""
+    from booklore_sync.menu import HISTORY_WARNING, clear_history_dialog
+
+    cfg = load_config()
+    flags = {"sessions": sessions, "annotations": annotations, "bookmarks": bookmarks,
+             "ratings": ratings, "progress": progress}
+    chosen = _selected(flags, all_, HISTORY_CHOICES)
+    if discarded:
+        chosen.append("discarded")
+    interactive = is_interactive()
+    with open_store(cfg) as store:
+        if not chosen:
+            if not interactive:
+                err("Error: name the ledgers to clear (--sessions, --annotations, --bookmarks, "
+                    "--ratings, --progress, --discarded or --all); the dialog needs a terminal.")
+                raise typer.Exit(EXIT_USAGE)
+            clear_history_dialog(store)
+            return
+        err(HISTORY_WARNING)
+        if not yes:
+            if not interactive:
+                err("Error: add --yes to confirm (no terminal to ask on).")
+                raise typer.Exit(EXIT_USAGE)
+            if not typer.confirm("Clear the selected history?", default=False, err=True):
+                err("Cancelled; nothing was cleared.")
+                return
+        cleared = store.clear_history(chosen)
+    for name in chosen:
+        typer.echo(f"Cleared {cleared[name]} rows of {_ledger_name(name)}.")
+
+
+def _ledger_name(name: str) -> str:
+    from booklore_sync.menu import HISTORY_LABELS
+
+    return HISTORY_LABELS[name].lower()
+
+
+# ---------------------------------------------------------------------- menu
+@app.command()
+def menu(
+    dump: bool = typer.Option(False, "--dump", help="Print the entries and their labels."),
+) -> None:
+    """The interactive Sync & Cache menu."""
+    if dump:
+        from booklore_sync.entry import run_menu_dump
+
+        raise typer.Exit(run_menu_dump())
+    if not is_interactive():
+        err("Error: the menu needs a terminal; use the plain commands (see --help) or "
+            "`menu --dump`.")
+        raise typer.Exit(EXIT_USAGE)
+    from booklore_sync.menu import run_menu
+
+    cfg = load_config()
+    raise typer.Exit(run_menu(cfg))
+
+
+# --------------------------------------------------------------------- config
+@app.command("config")
+def config_cmd(
+    key: Optional[str] = typer.Argument(None, help="A setting, e.g. sessions.gap_seconds."),
+    value: Optional[str] = typer.Argument(None, help="New value to write to config.toml."),
+) -> None:
+    """Print the effective settings, one setting, or set one."""
+    from booklore_sync.config import ACCOUNTS, known_keys, mask
+
+    cfg = load_config()
+    if key is not None and key not in known_keys():
+        err(f"Error: unknown setting {key!r}. Known settings: {', '.join(known_keys())}")
+        raise typer.Exit(EXIT_USAGE)
+    if key is not None and value is not None:
+        try:
+            stored = cfg.set(key, value)
+        except ConfigError as exc:
+            err(f"Error: {exc}")
+            raise typer.Exit(EXIT_USAGE) from None
+        typer.echo(f"{key} = {_show(stored)}  (written to {cfg.config_path})")
+        return
+    if key is not None:
+        typer.echo(_show(cfg.get(key)))
+        return
+    typer.echo(f"# home: {cfg.home}")
+    for k in known_keys():
+        typer.echo(f"{k} = {_show(cfg.get(k))}")
+    for account in ACCOUNTS:
+        source = cfg.password_source(account)
+        typer.echo(f"# {ACCOUNT_LABELS[account]} password: {mask(source)}"
+                   + (f" (from {source})" if source else ""))
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------- login
+@app.command()
+def login(
+    url: Optional[str] = typer.Option(None, "--url", help="BookLore base URL."),
+    username: Optional[str] = typer.Option(None, "--username", help="BookLore user name."),
+    koreader_username: Optional[str] = typer.Option(
+        None, "--koreader-username", help="KOReader sync account name."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the passwords from stdin, one line each, "
+        "BookLore first."),
+    store_in_file: bool = typer.Option(
+        False, "--store-in-file", help="Keep the passwords in a file readable only by you "
+        "(instead of the OS keyring)."),
+) -> None:
+    """Store the server URL and the accounts; passwords go to the OS keyring."""
+    from booklore_sync.login import run_login
+
+    cfg = load_config()
+    raise typer.Exit(run_login(cfg, url=url, username=username,
+                               koreader_username=koreader_username,
+                               password_stdin=password_stdin, store_in_file=store_in_file))
+
+
+def account_name(account: str) -> str:
+    return ACCOUNT_LABELS[account]
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(args=sys.argv[1:] if argv is None else argv, prog_name="booklore-sync")
+
+
+__all__ = ["app", "main", "Path"]

@@ -1,0 +1,400 @@
+"""Small value types of the BookLore client, and the wire-format helpers.
+
+Reads return frozen dataclasses; each keeps the server's JSON object in ``raw``.
+Creation calls whose answer the engine hardly needs (annotations, notes, bookmarks,
+kosync PUT) return the server's JSON object as a plain ``dict``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+__all__ = [
+    "BOOK_TYPES",
+    "Health",
+    "Book",
+    "SearchResult",
+    "SessionIn",
+    "ServerSession",
+    "SessionPage",
+    "BatchResult",
+    "RatingResult",
+    "KoreaderProgress",
+    "format_instant",
+    "parse_time",
+    "utf16_len",
+    "truncate_utf16",
+    "normalize_isbn",
+    "normalize_hash",
+]
+
+#: the ``bookType`` enum of booklore-api.md §3.10 (case-sensitive).
+BOOK_TYPES = frozenset({"PDF", "EPUB", "CBX", "FB2", "MOBI", "AZW3", "AUDIOBOOK"})
+
+_HASH_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+_FRACTION_RE = re.compile(r"(\.\d{1,6})\d*")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def format_instant(value: datetime) -> str:
+    """An ``Instant`` as the client sends it: ``YYYY-MM-DDTHH:MM:SSZ``, UTC, whole
+    seconds (fraction cut off). ``value`` must be timezone-aware."""
+    if not isinstance(value, datetime):
+        raise TypeError("expected a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime: give a timezone-aware datetime (UTC)")
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Parse an ``Instant`` (``…Z`` / offset) or a ``LocalDateTime`` (no offset, read as
+    UTC), with or without a fraction of any length. Returns an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    text = _FRACTION_RE.sub(lambda m: m.group(1), text, count=1)
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def _whole_seconds(dt: datetime | None) -> datetime | None:
+    return None if dt is None else dt.replace(microsecond=0)
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units (Java's ``String.length()``)."""
+    return sum(2 if ord(c) > 0xFFFF else 1 for c in text)
+
+
+def truncate_utf16(text: str | None, limit: int) -> str | None:
+    """Cut ``text`` to at most ``limit`` UTF-16 code units, on a code-point boundary."""
+    if text is None:
+        return None
+    if len(text) * 2 <= limit or utf16_len(text) <= limit:
+        return text
+    out: list[str] = []
+    used = 0
+    for ch in text:
+        units = 2 if ord(ch) > 0xFFFF else 1
+        if used + units > limit:
+            break
+        out.append(ch)
+        used += units
+    return "".join(out)
+
+
+def normalize_isbn(value: str | None) -> str | None:
+    """Normalise an ISBN for search (§8 #9): drop spaces and hyphens, upper-case
+    ``X``, and check the check digit. Returns the cleaned ISBN-10/13, or ``None``
+    when it is not a valid ISBN."""
+    if not value:
+        return None
+    s = re.sub(r"[\s\-]", "", value).upper()
+    if s.startswith("ISBN"):
+        s = s[4:].lstrip(":")
+    if re.fullmatch(r"\d{9}[\dX]", s):
+        total = sum((10 - i) * (10 if c == "X" else int(c)) for i, c in enumerate(s))
+        return s if total % 11 == 0 else None
+    if re.fullmatch(r"\d{13}", s):
+        total = sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(s))
+        return s if total % 10 == 0 else None
+    return None
+
+
+def normalize_hash(value: str) -> str:
+    """A partial-MD5 fingerprint as sent: 32 lower-case hex digits (else ValueError)."""
+    if not isinstance(value, str) or not _HASH_RE.match(value):
+        raise ValueError("a book fingerprint must be 32 hex digits")
+    return value.lower()
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _opt_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# --------------------------------------------------------------------------- reads
+
+
+@dataclass(frozen=True)
+class Health:
+    """``GET /api/v1/healthcheck``: ``version`` is ``data.version``."""
+
+    version: str | None
+    status: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Health:
+        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        return cls(version=_opt_str(data.get("version")), status=_opt_str(data.get("status")), raw=obj)
+
+
+@dataclass(frozen=True)
+class Book:
+    """The fields of BookLore's ``Book`` DTO the client reads (§3.9.1). Title, authors
+    and ISBNs come from ``metadata`` (there is no usable top-level title)."""
+
+    id: int
+    title: str | None
+    authors: tuple[str, ...]
+    isbn13: str | None
+    isbn10: str | None
+    library_id: int | None
+    file_name: str | None
+    book_type: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Book:
+        if not isinstance(obj, dict) or _opt_int(obj.get("id")) is None:
+            raise ValueError("not a Book object")
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        primary = obj.get("primaryFile") if isinstance(obj.get("primaryFile"), dict) else {}
+        authors = meta.get("authors")
+        return cls(
+            id=int(obj["id"]),
+            title=_opt_str(meta.get("title")),
+            authors=tuple(a for a in authors if isinstance(a, str)) if isinstance(authors, list) else (),
+            isbn13=_opt_str(meta.get("isbn13")),
+            isbn10=_opt_str(meta.get("isbn10")),
+            library_id=_opt_int(obj.get("libraryId")),
+            file_name=_opt_str(primary.get("fileName")),
+            book_type=_opt_str(primary.get("bookType")),
+            raw=obj,
+        )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ``BookSearchResult`` of ``GET /api/v1/books/search`` (§3.8)."""
+
+    id: int
+    title: str
+    hash: str | None
+    cover_hash: str | None
+    match_score: float
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def percent(self) -> int:
+        """``matchScore × 100`` rounded half-up to a whole percent (as the plugin shows it)."""
+        return int(Decimal(repr(self.match_score * 100)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> SearchResult:
+        if not isinstance(obj, dict) or _opt_int(obj.get("id")) is None:
+            raise ValueError("not a BookSearchResult object")
+        return cls(
+            id=int(obj["id"]),
+            title=_opt_str(obj.get("title")) or "",
+            hash=_opt_str(obj.get("hash")),
+            cover_hash=_opt_str(obj.get("coverHash")),
+            match_score=_opt_float(obj.get("matchScore")) or 0.0,
+            raw=obj,
+        )
+
+
+@dataclass(frozen=True)
+class SessionIn:
+    """A reading session to upload (the fields of §3.10 except ``bookId``/``bookType``).
+
+    Times must be timezone-aware; they are sent in whole seconds. Percentages are on
+    the 0–100 scale. Over-long strings are cut by the client (§8 #22)."""
+
+    start_time: datetime
+    end_time: datetime
+    duration_seconds: int
+    start_progress: float | None = None
+    end_progress: float | None = None
+    progress_delta: float | None = None
+    start_location: str | None = None
+    end_location: str | None = None
+    duration_formatted: str | None = None
+
+    def key(self) -> tuple[datetime, datetime, int]:
+        """(start, end, duration) truncated to whole seconds, in UTC: the identity used
+        by verify-before-resend (§3.12)."""
+        return (
+            _whole_seconds(self.start_time.astimezone(timezone.utc)),  # type: ignore[return-value]
+            _whole_seconds(self.end_time.astimezone(timezone.utc)),
+            int(self.duration_seconds),
+        )
+
+    def to_json(self, *, book_id: int | None = None, book_type: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if book_id is not None:
+            body["bookId"] = int(book_id)
+        if book_type is not None:
+            body["bookType"] = book_type
+        body["startTime"] = format_instant(self.start_time)
+        body["endTime"] = format_instant(self.end_time)
+        body["durationSeconds"] = int(self.duration_seconds)
+        if self.duration_formatted is not None:
+            body["durationFormatted"] = truncate_utf16(self.duration_formatted, 50)
+        for key, value in (
+            ("startProgress", self.start_progress),
+            ("endProgress", self.end_progress),
+            ("progressDelta", self.progress_delta),
+        ):
+            if value is not None:
+                if not math.isfinite(float(value)):
+                    raise ValueError(f"{key} must be a finite number")
+                body[key] = float(value)
+        if self.start_location is not None:
+            body["startLocation"] = truncate_utf16(self.start_location, 500)
+        if self.end_location is not None:
+            body["endLocation"] = truncate_utf16(self.end_location, 500)
+        return body
+
+
+@dataclass(frozen=True)
+class ServerSession:
+    """One item of ``GET /api/v1/reading-sessions/book/{id}`` (§3.12)."""
+
+    id: int | None
+    book_id: int | None
+    book_type: str | None
+    start_time: datetime | None
+    end_time: datetime | None
+    duration_seconds: int | None
+    start_progress: float | None
+    end_progress: float | None
+    progress_delta: float | None
+    start_location: str | None
+    end_location: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    def key(self) -> tuple[datetime | None, datetime | None, int | None]:
+        return (_whole_seconds(self.start_time), _whole_seconds(self.end_time), self.duration_seconds)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ServerSession:
+        if not isinstance(obj, dict):
+            raise ValueError("not a session object")
+        return cls(
+            id=_opt_int(obj.get("id")),
+            book_id=_opt_int(obj.get("bookId")),
+            book_type=_opt_str(obj.get("bookType")),
+            start_time=parse_time(_opt_str(obj.get("startTime"))),
+            end_time=parse_time(_opt_str(obj.get("endTime"))),
+            duration_seconds=_opt_int(obj.get("durationSeconds")),
+            start_progress=_opt_float(obj.get("startProgress")),
+            end_progress=_opt_float(obj.get("endProgress")),
+            progress_delta=_opt_float(obj.get("progressDelta")),
+            start_location=_opt_str(obj.get("startLocation")),
+            end_location=_opt_str(obj.get("endLocation")),
+            raw=obj,
+        )
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    """One page of the session list (``startTime`` descending)."""
+
+    items: tuple[ServerSession, ...]
+    number: int
+    size: int
+    total_elements: int
+    total_pages: int
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> SessionPage:
+        if not isinstance(obj, dict) or not isinstance(obj.get("content"), list):
+            raise ValueError("not a session page")
+        page = obj.get("page") if isinstance(obj.get("page"), dict) else obj
+        return cls(
+            items=tuple(ServerSession.from_json(x) for x in obj["content"]),
+            number=_opt_int(page.get("number")) or 0,
+            size=_opt_int(page.get("size")) or 0,
+            total_elements=_opt_int(page.get("totalElements")) or 0,
+            total_pages=_opt_int(page.get("totalPages")) or 0,
+        )
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """``POST /api/v1/reading-sessions/batch`` 200 answer. ``session_ids`` are in
+    request order."""
+
+    total_requested: int
+    success_count: int
+    session_ids: tuple[int | None, ...]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> BatchResult:
+        if not isinstance(obj, dict) or "results" not in obj:
+            raise ValueError("not a batch response")
+        results = obj.get("results") if isinstance(obj.get("results"), list) else []
+        return cls(
+            total_requested=_opt_int(obj.get("totalRequested")) or 0,
+            success_count=_opt_int(obj.get("successCount")) or 0,
+            session_ids=tuple(_opt_int(r.get("sessionId")) if isinstance(r, dict) else None for r in results),
+            raw=obj,
+        )
+
+
+@dataclass(frozen=True)
+class RatingResult:
+    """One entry of the personal-rating answer."""
+
+    book_id: int
+    personal_rating: int | None
+
+
+@dataclass(frozen=True)
+class KoreaderProgress:
+    """``GET /api/koreader/syncs/progress/{document}``. ``percentage`` is a fraction
+    0–1; ``timestamp`` is epoch seconds of the last KOReader push (server clock).
+    ``device``/``device_id`` are always ``"BookLore"`` on BookLore."""
+
+    document: str | None
+    progress: str | None
+    percentage: float | None
+    timestamp: int | None
+    device: str | None
+    device_id: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> KoreaderProgress:
+        if not isinstance(obj, dict):
+            raise ValueError("not a progress object")
+        return cls(
+            document=_opt_str(obj.get("document")),
+            progress=_opt_str(obj.get("progress")),
+            percentage=_opt_float(obj.get("percentage")),
+            timestamp=_opt_int(obj.get("timestamp")),
+            device=_opt_str(obj.get("device")),
+            device_id=_opt_str(obj.get("device_id")),
+            raw=obj,
+        )

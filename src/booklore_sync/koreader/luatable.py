@@ -1,0 +1,566 @@
+"""A safe parser (and a writer) for KOReader's serialized Lua tables.
+
+Implements the grammar of ``koreader-data.md`` §5.2 over **bytes**.  Nothing is
+ever executed: anything outside the literal subset raises :class:`LuaParseError`
+with the file, line and column (1-based; the column counts bytes).
+
+Value mapping:
+
+* strings → ``str`` (UTF-8, ``errors="surrogateescape"``, so broken sequences
+  survive a round trip through :func:`dump`);
+* numbers → ``int`` (no ``.``, no exponent, no hex fraction, below 2**63) or
+  ``float``; ``true``/``false`` → ``bool``;
+* ``nil``, ``nan``, ``inf``, ``-nan``, ``-inf`` as values → the entry is absent;
+* a table whose keys are exactly ``1..n`` (n ≥ 1) → ``list``; any other table
+  (``{}`` included) → ``dict``.  **Mixed tables** (``{[1]=…, ["x"]=…}``) become
+  a dict holding both the ``int`` and the ``str`` keys; whole float keys become
+  ``int``.  Positional entries take the keys 1, 2, … in order; for duplicate
+  keys the last one wins (Lua semantics).  Boolean keys are accepted but, as in
+  any Python dict, ``True`` collides with ``1``.
+
+:func:`dump` writes KOReader's own format (sorted keys, every key bracketed,
+4-space indentation, LuaJIT ``%q`` strings, ``%.14g`` numbers).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["LuaParseError", "parse", "parse_file", "dump", "dumps", "as_list",
+           "MAX_FILE_SIZE", "MAX_DEPTH"]
+
+MAX_FILE_SIZE = 64 * 1024 * 1024
+MAX_DEPTH = 100
+
+
+class LuaParseError(ValueError):
+    """The text is not a KOReader Lua table literal."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None,
+                 column: int | None = None):
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        where = file or "<lua>"
+        if line is not None:
+            where += f":{line}:{column}"
+        super().__init__(f"{where}: {message}")
+
+
+_ABSENT = object()
+
+_WS = re.compile(rb"(?:[ \t\r\n\f\v]+|--\[(=*)\[.*?\]\1\]|--(?!\[=*\[)[^\n]*)*", re.S)
+_SIMPLE_DQ = re.compile(rb'"([^"\\\n\r]*)"')
+_SIMPLE_SQ = re.compile(rb"'([^'\\\n\r]*)'")
+_SPECIAL_DQ = re.compile(rb'["\\\n\r]')
+_SPECIAL_SQ = re.compile(rb"['\\\n\r]")
+_NUMBER = re.compile(
+    rb"0[xX][0-9a-fA-F]+(?:\.[0-9a-fA-F]*)?(?:[pP][+-]?[0-9]+)?"
+    rb"|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+_LONG_OPEN = re.compile(rb"\[(=*)\[")
+# the usual KOReader entry head: `["key"] = ` or `[12] = `
+_STR_KEY = re.compile(rb'\["([^"\\\n\r]*)"\][ \t]*=[ \t]*')
+_INT_KEY = re.compile(rb"\[(-?[0-9]+)\][ \t]*=[ \t]*")
+_SEP = re.compile(rb"[ \t\r\n]*[,;][ \t\r\n]*")
+_HEX2 = re.compile(rb"[0-9a-fA-F]{2}")
+_DIGITS = re.compile(rb"[0-9]{1,3}")
+_UESC = re.compile(rb"\{([0-9a-fA-F]+)\}")
+_ZSPACE = re.compile(rb"[ \t\n\r\f\v]*")
+_NEWLINES = re.compile(rb"\r\n|\n\r|\r|\n")
+
+_KEYWORDS = frozenset(
+    b"and break do else elseif end false for function goto if in local nil not or "
+    b"repeat return then true until while".split())
+_SIMPLE_ESCAPES = {
+    ord("a"): 7, ord("b"): 8, ord("f"): 12, ord("n"): 10, ord("r"): 13, ord("t"): 9,
+    ord("v"): 11, ord("\\"): 92, ord('"'): 34, ord("'"): 39,
+}
+_NUMERAL_TAIL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
+_INT_LIMIT = 1 << 63
+
+
+def _utf8_extended(cp: int) -> bytes:
+    """Lua's UTF-8 encoder: up to 6 bytes (code points < 2**31), surrogates included."""
+    if cp < 0x80:
+        return bytes([cp])
+    out = []
+    limit = 0x3F
+    while cp > limit:
+        out.append(0x80 | (cp & 0x3F))
+        cp >>= 6
+        limit >>= 1
+    out.append(((~limit << 1) & 0xFF) | cp)
+    return bytes(reversed(out))
+
+
+class _Parser:
+    __slots__ = ("data", "n", "file", "_keys")
+
+    def __init__(self, data: bytes, file: str | None):
+        self.data = data
+        self.n = len(data)
+        self.file = file
+        self._keys: dict[bytes, str] = {}
+
+    # ------------------------------------------------------------- errors
+    def error(self, message: str, pos: int) -> LuaParseError:
+        data = self.data
+        pos = max(0, min(pos, self.n))
+        line = data.count(b"\n", 0, pos) + 1
+        column = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+        return LuaParseError(message, self.file, line, column)
+
+    def describe(self, pos: int) -> str:
+        if pos >= self.n:
+            return "end of file"
+        chunk = self.data[pos:pos + 12]
+        return repr(chunk.decode("utf-8", "replace"))
+
+    # -------------------------------------------------------------- spaces
+    def ws(self, pos: int) -> int:
+        pos = _WS.match(self.data, pos).end()
+        if self.data.startswith(b"--", pos):
+            raise self.error("unfinished long comment", pos)
+        return pos
+
+    # ---------------------------------------------------------------- file
+    def parse_file(self) -> Any:
+        data = self.data
+        pos = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+        pos = self.ws(pos)
+        if data.startswith(b"return", pos):
+            end = pos + 6
+            if end >= self.n or data[end] not in _NUMERAL_TAIL or data[end] == 46:
+                pos = self.ws(end)
+        if pos >= self.n:
+            raise self.error("empty input: expected a value", pos)
+        value, pos = self.value(pos, 0)
+        pos = self.ws(pos)
+        if pos != self.n:
+            raise self.error(f"unexpected {self.describe(pos)} after the value", pos)
+        return None if value is _ABSENT else value
+
+    # --------------------------------------------------------------- values
+    def value(self, pos: int, depth: int) -> tuple[Any, int]:
+        data = self.data
+        if pos >= self.n:
+            raise self.error("unexpected end of file: expected a value", pos)
+        c = data[pos]
+        if c == 123:  # {
+            return self.table(pos, depth + 1)
+        if c == 34:  # "
+            m = _SIMPLE_DQ.match(data, pos)
+            if m is not None:
+                return m.group(1).decode("utf-8", "surrogateescape"), m.end()
+            raw, pos = self.short_string(pos, c)
+            return raw.decode("utf-8", "surrogateescape"), pos
+        if c == 39:  # '
+            m = _SIMPLE_SQ.match(data, pos)
+            if m is not None:
+                return m.group(1).decode("utf-8", "surrogateescape"), m.end()
+            raw, pos = self.short_string(pos, c)
+            return raw.decode("utf-8", "surrogateescape"), pos
+        if 48 <= c <= 57 or c == 46:  # digit or .
+            return self.number(pos)
+        if c == 45:  # -
+            if data.startswith(b"--", pos):
+                raise self.error("unexpected comment: expected a value", pos)
+            p = self.ws(pos + 1)
+            if p < self.n and (48 <= data[p] <= 57 or data[p] == 46):
+                v, p = self.number(p)
+                return -v, p
+            m = _NAME.match(data, p)
+            if m is not None and m.group(0) in (b"nan", b"inf"):
+                return _ABSENT, m.end()
+            raise self.error(f"'-' must be followed by a number, got {self.describe(p)}", p)
+        if c == 91:  # [ : long string
+            m = _LONG_OPEN.match(data, pos)
+            if m is None:
+                raise self.error("unexpected '[': expected a value", pos)
+            raw, pos = self.long_string(m)
+            return raw.decode("utf-8", "surrogateescape"), pos
+        m = _NAME.match(data, pos)
+        if m is not None:
+            word = m.group(0)
+            if word == b"true":
+                return True, m.end()
+            if word == b"false":
+                return False, m.end()
+            if word in (b"nil", b"nan", b"inf"):
+                return _ABSENT, m.end()
+            raise self.error(
+                f"identifier {word.decode('ascii')!r} is not allowed (only literals are)", pos)
+        raise self.error(f"unexpected {self.describe(pos)}: expected a value", pos)
+
+    def number(self, pos: int) -> tuple[Any, int]:
+        data = self.data
+        m = _NUMBER.match(data, pos)
+        if m is None:
+            raise self.error("malformed number", pos)
+        end = m.end()
+        if end < self.n and data[end] in _NUMERAL_TAIL:
+            raise self.error("malformed number", pos)
+        text = m.group(0)
+        if text[:2] in (b"0x", b"0X"):
+            if b"." in text or b"p" in text or b"P" in text:
+                try:
+                    return float.fromhex(text.decode("ascii")), end
+                except (ValueError, OverflowError):
+                    raise self.error("malformed number", pos) from None
+            v = int(text, 16)
+            return (v if v < _INT_LIMIT else float(v)), end
+        if b"." in text or b"e" in text or b"E" in text:
+            return float(text), end
+        v = int(text)
+        return (v if v < _INT_LIMIT else float(v)), end
+
+    def short_string(self, pos: int, quote: int) -> tuple[bytes, int]:
+        data = self.data
+        n = self.n
+        special = _SPECIAL_DQ if quote == 34 else _SPECIAL_SQ
+        out = bytearray()
+        i = pos + 1
+        while True:
+            m = special.search(data, i)
+            if m is None:
+                raise self.error("unfinished string", pos)
+            j = m.start()
+            out += data[i:j]
+            c = data[j]
+            if c == quote:
+                return bytes(out), j + 1
+            if c == 10 or c == 13:
+                raise self.error("unfinished string (raw newline inside a short string)", j)
+            # a backslash
+            if j + 1 >= n:
+                raise self.error("unfinished string", pos)
+            e = data[j + 1]
+            simple = _SIMPLE_ESCAPES.get(e)
+            if simple is not None:
+                out.append(simple)
+                i = j + 2
+            elif e == 10 or e == 13:
+                out.append(10)
+                i = j + 2
+                if i < n and data[i] in (10, 13) and data[i] != e:
+                    i += 1
+            elif 48 <= e <= 57:
+                d = _DIGITS.match(data, j + 1)
+                v = int(d.group(0))
+                if v > 255:
+                    raise self.error("decimal escape too large", j)
+                out.append(v)
+                i = d.end()
+            elif e == 120:  # x
+                h = _HEX2.match(data, j + 2)
+                if h is None:
+                    raise self.error("hexadecimal digit expected in \\x escape", j)
+                out.append(int(h.group(0), 16))
+                i = h.end()
+            elif e == 122:  # z
+                i = _ZSPACE.match(data, j + 2).end()
+            elif e == 117:  # u
+                u = _UESC.match(data, j + 2)
+                if u is None:
+                    raise self.error("malformed \\u{...} escape", j)
+                cp = int(u.group(1), 16)
+                if cp >= 0x80000000:
+                    raise self.error("UTF-8 value too large", j)
+                out += _utf8_extended(cp)
+                i = u.end()
+            else:
+                raise self.error(f"invalid escape sequence {self.describe(j)[:6]}", j)
+
+    def long_string(self, m: re.Match[bytes]) -> tuple[bytes, int]:
+        data = self.data
+        start = m.end()
+        close = b"]" + m.group(1) + b"]"
+        end = data.find(close, start)
+        if end < 0:
+            raise self.error("unfinished long string", m.start())
+        body = data[start:end]
+        if body[:2] in (b"\r\n", b"\n\r"):
+            body = body[2:]
+        elif body[:1] in (b"\r", b"\n"):
+            body = body[1:]
+        if b"\r" in body:
+            body = _NEWLINES.sub(b"\n", body)
+        return body, end + len(close)
+
+    def key_text(self, raw: bytes) -> str:
+        k = self._keys.get(raw)
+        if k is None:
+            k = self._keys[raw] = raw.decode("utf-8", "surrogateescape")
+        return k
+
+    def table(self, pos: int, depth: int) -> tuple[Any, int]:
+        if depth > MAX_DEPTH:
+            raise self.error(f"tables nested deeper than {MAX_DEPTH}", pos)
+        data = self.data
+        n = self.n
+        result: dict[Any, Any] = {}
+        counter = 0
+        pos = self.ws(pos + 1)
+        while True:
+            if pos >= n:
+                raise self.error("unfinished table: expected '}'", pos)
+            c = data[pos]
+            if c == 125:  # }
+                pos += 1
+                break
+            key: Any
+            if c == 91:  # [
+                m = _STR_KEY.match(data, pos)
+                if m is not None:
+                    key = self.key_text(m.group(1))
+                    value, pos = self.value(m.end(), depth)
+                else:
+                    m = _INT_KEY.match(data, pos)
+                    if m is not None:
+                        key = int(m.group(1))
+                        value, pos = self.value(m.end(), depth)
+                    elif data.startswith(b"[[", pos) or data.startswith(b"[=", pos):
+                        counter += 1
+                        key = counter
+                        value, pos = self.value(pos, depth)
+                    else:
+                        key, pos = self.bracket_key(pos, depth)
+                        value, pos = self.value(pos, depth)
+            else:
+                m = _NAME.match(data, pos)
+                if m is not None:
+                    after = self.ws(m.end())
+                    if after < n and data[after] == 61 and not data.startswith(b"==", after):
+                        word = m.group(0)
+                        if word in _KEYWORDS:
+                            raise self.error(
+                                f"keyword {word.decode('ascii')!r} cannot be a field name", pos)
+                        key = self.key_text(word)
+                        value, pos = self.value(self.ws(after + 1), depth)
+                    else:
+                        counter += 1
+                        key = counter
+                        value, pos = self.value(pos, depth)
+                else:
+                    counter += 1
+                    key = counter
+                    value, pos = self.value(pos, depth)
+            if value is _ABSENT:
+                result.pop(key, None)
+            else:
+                result[key] = value
+            # separator or end
+            m = _SEP.match(data, pos)
+            if m is not None:
+                pos = m.end()
+                if pos < n and data[pos] == 45 or pos < n and data[pos] in b" \t\r\n\f\v":
+                    pos = self.ws(pos)
+                continue
+            pos = self.ws(pos)
+            if pos < n and data[pos] in b",;":
+                pos = self.ws(pos + 1)
+                continue
+            if pos < n and data[pos] == 125:
+                pos += 1
+                break
+            raise self.error(f"expected ',' or '}}', got {self.describe(pos)}", pos)
+        return _finish_table(result), pos
+
+    def bracket_key(self, pos: int, depth: int) -> tuple[Any, int]:
+        data = self.data
+        p = self.ws(pos + 1)
+        key, p = self.value(p, depth)
+        if key is _ABSENT:
+            raise self.error("table index is nil or NaN", pos)
+        if isinstance(key, (dict, list)):
+            raise self.error("a table cannot be used as a key", pos)
+        if isinstance(key, float):
+            if math.isnan(key):
+                raise self.error("table index is NaN", pos)
+            if key.is_integer():
+                key = int(key)
+        p = self.ws(p)
+        if p >= self.n or data[p] != 93:  # ]
+            raise self.error(f"expected ']', got {self.describe(p)}", p)
+        p = self.ws(p + 1)
+        if p >= self.n or data[p] != 61 or data.startswith(b"==", p):
+            raise self.error(f"expected '=', got {self.describe(p)}", p)
+        return key, self.ws(p + 1)
+
+
+def _finish_table(d: dict[Any, Any]) -> Any:
+    n = len(d)
+    if n == 0:
+        return d
+    # exactly the keys 1..n → list (keys are distinct, so int + range check suffices)
+    lo = hi = None
+    for k in d:
+        if type(k) is not int:
+            return d
+        if lo is None or k < lo:
+            lo = k
+        if hi is None or k > hi:
+            hi = k
+    if lo == 1 and hi == n:
+        if next(iter(d)) == 1 and list(d) == list(range(1, n + 1)):
+            return list(d.values())
+        return [d[i] for i in range(1, n + 1)]
+    return d
+
+
+def parse(data: bytes | str, *, file: str | os.PathLike[str] | None = None) -> Any:
+    """Parse one serialized Lua value (``[return] value``); ``None`` for ``nil``."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    name = None if file is None else os.fspath(file)
+    if len(data) > MAX_FILE_SIZE:
+        raise LuaParseError(f"file larger than {MAX_FILE_SIZE} bytes", name)
+    try:
+        return _Parser(bytes(data), name).parse_file()
+    except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
+        raise LuaParseError("nesting too deep", name) from None
+
+
+def parse_file(path: str | os.PathLike[str]) -> Any:
+    """Read and parse a file; I/O problems surface as ``OSError``."""
+    size = os.path.getsize(path)
+    if size > MAX_FILE_SIZE:
+        raise LuaParseError(f"file larger than {MAX_FILE_SIZE} bytes", os.fspath(path))
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return parse(data, file=path)
+
+
+def as_list(value: Any) -> list[Any]:
+    """Accessor for list-valued keys (§5.2): lists as is, ``{}`` → ``[]``, int-keyed
+    dicts → values sorted by key; anything else → ``[]``."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        items = [(k, v) for k, v in value.items() if type(k) is int]
+        return [v for _, v in sorted(items, key=lambda kv: kv[0])]
+    return []
+
+
+# ====================================================================== writer
+_QUOTE = re.compile(rb'[\x00-\x1f\x7f"\\](?=([0-9])?)')
+
+
+def _quote_repl(m: re.Match[bytes]) -> bytes:
+    c = m.group(0)[0]
+    if c == 34:
+        return b'\\"'
+    if c == 92:
+        return b"\\\\"
+    if c == 10:
+        return b"\\\n"
+    if m.group(1) is not None:
+        return b"\\%03d" % c
+    return b"\\%d" % c
+
+
+def _quote(s: str) -> bytes:
+    raw = s.encode("utf-8", "surrogateescape")
+    return b'"' + _QUOTE.sub(_quote_repl, raw) + b'"'
+
+
+def _number(v: int | float) -> bytes:
+    if isinstance(v, int):
+        return str(v).encode("ascii")
+    if math.isnan(v):
+        return b"-nan" if math.copysign(1.0, v) < 0 else b"nan"
+    if math.isinf(v):
+        return b"-inf" if v < 0 else b"inf"
+    return (b"%.14g" % v)
+
+
+def _tostring_key(k: Any) -> bytes:
+    if isinstance(k, bool):
+        return b"true" if k else b"false"
+    if isinstance(k, (int, float)):
+        return _number(k)
+    return str(k).encode("utf-8", "surrogateescape")
+
+
+def _category(k: Any) -> int:
+    if isinstance(k, bool):
+        return 2
+    if isinstance(k, (int, float)):
+        return 0
+    return 1
+
+
+def _sorted_keys(keys: list[Any]) -> list[Any]:
+    cats = {_category(k) for k in keys}
+    if len(cats) == 1 and 2 not in cats:
+        return sorted(keys)
+    return sorted(keys, key=_tostring_key)
+
+
+def _dump_key(k: Any) -> bytes:
+    if isinstance(k, str):
+        return _quote(k)
+    if isinstance(k, bool):
+        return b"true" if k else b"false"
+    if isinstance(k, (int, float)):
+        return _number(k)
+    raise TypeError(f"cannot serialize a key of type {type(k).__name__}")
+
+
+def _dump_value(v: Any, level: int, out: list[bytes]) -> None:
+    if isinstance(v, str):
+        out.append(_quote(v))
+    elif isinstance(v, bool):
+        out.append(b"true" if v else b"false")
+    elif isinstance(v, (int, float)):
+        out.append(_number(v))
+    elif v is None:
+        out.append(b"nil")
+    elif isinstance(v, (list, tuple)):
+        items = [(i + 1, x) for i, x in enumerate(v) if x is not None]
+        _dump_items(items, level, out)
+    elif isinstance(v, Mapping):
+        keys = _sorted_keys([k for k, x in v.items() if x is not None])
+        _dump_items([(k, v[k]) for k in keys], level, out)
+    else:
+        raise TypeError(f"cannot serialize a value of type {type(v).__name__}")
+
+
+def _dump_items(items: list[tuple[Any, Any]], level: int, out: list[bytes]) -> None:
+    if not items:
+        out.append(b"{}")
+        return
+    inner = b"    " * (level + 1)
+    out.append(b"{\n")
+    for k, x in items:
+        out.append(inner + b"[" + _dump_key(k) + b"] = ")
+        _dump_value(x, level + 1, out)
+        out.append(b",\n")
+    out.append(b"    " * level + b"}")
+
+
+def dump(value: Any, path: str | None = None) -> bytes:
+    """Serialize like KOReader: an optional ``-- <path>`` line, ``return <value>``, newline.
+
+    ``None`` values inside tables are left out (Lua has no nil entries).  Python
+    ints are written exactly; floats with ``%.14g`` (so whole floats come back
+    as ``int``, and only 14 significant digits survive, exactly as in KOReader).
+    """
+    out: list[bytes] = []
+    if path is not None:
+        out.append(b"-- " + path.encode("utf-8", "surrogateescape") + b"\n")
+    out.append(b"return ")
+    _dump_value(value, 0, out)
+    out.append(b"\n")
+    return b"".join(out)
+
+
+def dumps(value: Any, path: str | None = None) -> str:
+    """:func:`dump` as text (decoded with ``surrogateescape``)."""
+    return dump(value, path).decode("utf-8", "surrogateescape")

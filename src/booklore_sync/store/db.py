@@ -1,0 +1,776 @@
+"""The local SQLite store: queues, book cache, synced history (spec §3).
+
+Everything that touches the database goes through :class:`Store`.  The rest
+of the program (importer, engine, matcher, CLI) never writes SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from booklore_sync.store.migrations import LATEST, MIGRATIONS
+
+QUEUES: tuple[str, ...] = ("sessions", "annotations", "ratings", "bookmarks", "progress")
+LETTERS: dict[str, str] = {
+    "sessions": "S",
+    "annotations": "A",
+    "ratings": "R",
+    "bookmarks": "B",
+    "progress": "P",
+}
+QUEUE_TABLES: dict[str, str] = {
+    "sessions": "pending_sessions",
+    "annotations": "pending_annotations",
+    "ratings": "pending_ratings",
+    "bookmarks": "pending_bookmarks",
+    "progress": "pending_koreader_progress",
+}
+HISTORY_TABLES: dict[str, str] = {
+    "sessions": "historical_sessions",
+    "annotations": "synced_annotations",
+    "bookmarks": "synced_bookmarks",
+    "ratings": "rating_sync_history",
+    "progress": "synced_koreader_progress",
+}
+# the natural-key columns of each queue (besides the fingerprint), spec §3
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sessions": ("start_epoch",),
+    "annotations": ("datetime", "kind", "position"),
+    "bookmarks": ("datetime",),
+    "ratings": ("rating",),
+    "progress": ("progress", "percentage"),
+}
+
+# Outcomes of an enqueue call.
+QUEUED = "queued"
+UPDATED = "updated"
+ALREADY_QUEUED = "already_queued"
+ALREADY_SYNCED = "already_synced"
+DISCARDED = "discarded"
+NEW_OUTCOMES = frozenset({QUEUED, UPDATED})
+
+
+class StoreError(Exception):
+    """A problem with the store file itself (its path is in the message)."""
+
+
+class StoreVersionError(StoreError):
+    """The store file was written by a newer booklore-sync."""
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class BookRow:
+    id: int
+    file_path: str | None
+    file_hash: str
+    book_id: int | None
+    title: str | None
+    author: str | None
+    isbn10: str | None
+    isbn13: str | None
+    book_type: str | None
+    match_method: str | None
+    match_confidence: float | None
+    matched_at: str | None
+
+    @property
+    def display_name(self) -> str:
+        if self.title:
+            return self.title
+        if self.file_path:
+            return Path(self.file_path).name
+        return self.file_hash
+
+
+@dataclass
+class QueueItem:
+    """One queue row, with the cached book its fingerprint points to (if any)."""
+
+    queue: str
+    id: int
+    fingerprint: str
+    payload: dict[str, Any]
+    created_at: str
+    retry_count: int
+    last_attempt_at: str | None
+    last_error: str | None
+    last_status: int | None
+    state: str
+    key: dict[str, Any]
+    cache_id: int | None = None
+    book_id: int | None = None
+    title: str | None = None
+    file_path: str | None = None
+    done_parts: list[str] = field(default_factory=list)
+
+    @property
+    def display_name(self) -> str:
+        if self.title:
+            return self.title
+        if self.file_path:
+            return Path(self.file_path).name
+        return self.fingerprint
+
+
+def _key_text(queue: str, fingerprint: str, key: Sequence[Any]) -> str:
+    """The natural key as one string (for the discard list)."""
+    return json.dumps([fingerprint, *key], separators=(",", ":"), ensure_ascii=False)
+
+
+class Store:
+    """A connection to one store file.  Not shared across threads: open one per thread."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self._conn = conn
+        self.path = path
+        self._depth = 0
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | Path, *, migrate: bool = True) -> Store:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        store = cls(conn, path)
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":  # pragma: no cover - exotic filesystems
+                raise StoreError(f"the store {path} cannot use WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if migrate:
+                store._migrate()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"the store {path} is not a readable booklore-sync database: {exc}") from exc
+        except StoreError:
+            conn.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        has = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+        ).fetchone()
+        if not has:
+            return 0
+        row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self) -> None:
+        current = self.schema_version()
+        if current == 0:
+            # a file with tables but no migration record is not ours
+            other = self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchone()
+            if other is not None:
+                raise StoreError(
+                    f"{self.path} is an SQLite file but not a booklore-sync store "
+                    f"(it has a table {other[0]!r} and no schema record)"
+                )
+        if current > LATEST:
+            raise StoreVersionError(
+                f"the store {self.path} has schema version {current}, written by a newer "
+                f"booklore-sync; this version understands up to {LATEST}. "
+                "Upgrade booklore-sync (the file was left untouched)."
+            )
+        if current == LATEST:
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            # re-read under the write lock: another process may have migrated meanwhile
+            current = int(self._conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0])
+            for version, description, script in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in _split_sql(script):
+                    self._conn.execute(statement)
+                self._conn.execute(
+                    "INSERT INTO schema_migrations(version, description, applied_at) VALUES (?,?,?)",
+                    (version, description, utcnow()),
+                )
+            self._conn.execute(f"PRAGMA user_version = {LATEST}")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------- transactions
+    @contextmanager
+    def transaction(self, rollback: bool = False) -> Iterator[Store]:
+        """Group writes into one transaction; nested calls use savepoints.
+
+        ``rollback=True`` discards everything done inside (used by dry runs).
+        """
+        with self._lock:
+            if self._depth == 0:
+                self._conn.execute("BEGIN IMMEDIATE")
+                name = None
+            else:
+                name = f"sp{self._depth}"
+                self._conn.execute(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                self._depth -= 1
+                if name is None:
+                    self._conn.execute("ROLLBACK")
+                else:
+                    self._conn.execute(f"ROLLBACK TO {name}")
+                    self._conn.execute(f"RELEASE {name}")
+                raise
+            self._depth -= 1
+            if name is None:
+                self._conn.execute("ROLLBACK" if rollback else "COMMIT")
+            else:
+                if rollback:
+                    self._conn.execute(f"ROLLBACK TO {name}")
+                self._conn.execute(f"RELEASE {name}")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    # ------------------------------------------------------------------ books
+    def upsert_book(
+        self,
+        file_hash: str,
+        *,
+        file_path: str | None = None,
+        title: str | None = None,
+        author: str | None = None,
+        isbn10: str | None = None,
+        isbn13: str | None = None,
+        book_type: str | None = None,
+        extra_hashes: Iterable[str] = (),
+    ) -> int:
+        """Insert or update the cache row of ``file_hash``; returns its (stable) id.
+
+        ``None`` fields keep their stored value.  Extra fingerprints are
+        attached to the row unless another row already claims them.
+        """
+        now = utcnow()
+        with self.transaction():
+            row = self._execute("SELECT id FROM book_cache WHERE file_hash = ?", (file_hash,)).fetchone()
+            if row is None:
+                # A secondary fingerprint may already point at a row (e.g. the file digest
+                # was cached before the sidecar's value became known): keep that row.
+                alias = self._execute(
+                    "SELECT cache_id FROM book_hashes WHERE hash = ?", (file_hash,)).fetchone()
+                if alias is not None:
+                    cache_id = int(alias[0])
+                    self._execute("UPDATE book_cache SET file_hash = ? WHERE id = ?",
+                                  (file_hash, cache_id))
+                else:
+                    cur = self._execute(
+                        "INSERT INTO book_cache(file_hash, file_path, title, author, isbn10, isbn13,"
+                        " book_type, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (file_hash, file_path, title, author, isbn10, isbn13, book_type, now, now),
+                    )
+                    cache_id = int(cur.lastrowid)
+            else:
+                cache_id = int(row[0])
+            self._execute(
+                "UPDATE book_cache SET file_path = COALESCE(?, file_path), title = COALESCE(?, title),"
+                " author = COALESCE(?, author), isbn10 = COALESCE(?, isbn10),"
+                " isbn13 = COALESCE(?, isbn13), book_type = COALESCE(?, book_type), updated_at = ?"
+                " WHERE id = ?",
+                (file_path, title, author, isbn10, isbn13, book_type, now, cache_id),
+            )
+            for h in (file_hash, *extra_hashes):
+                if h:
+                    self._execute("INSERT OR IGNORE INTO book_hashes(hash, cache_id) VALUES (?, ?)",
+                                  (h, cache_id))
+        return cache_id
+
+    def _book(self, row: sqlite3.Row | None) -> BookRow | None:
+        if row is None:
+            return None
+        return BookRow(**{k: row[k] for k in BookRow.__dataclass_fields__})
+
+    _BOOK_COLS = ("id, file_path, file_hash, book_id, title, author, isbn10, isbn13, book_type,"
+                  " match_method, match_confidence, matched_at")
+
+    def get_book(self, cache_id: int) -> BookRow | None:
+        return self._book(self._execute(
+            f"SELECT {self._BOOK_COLS} FROM book_cache WHERE id = ?", (cache_id,)).fetchone())
+
+    def get_book_by_hash(self, fingerprint: str) -> BookRow | None:
+        """The cached book that has ``fingerprint`` among its fingerprints."""
+        return self._book(self._execute(
+            f"SELECT {', '.join('b.' + c.strip() for c in self._BOOK_COLS.split(','))}"
+            " FROM book_hashes h JOIN book_cache b ON b.id = h.cache_id WHERE h.hash = ?",
+            (fingerprint,)).fetchone())
+
+    def get_book_by_path(self, file_path: str) -> BookRow | None:
+        return self._book(self._execute(
+            f"SELECT {self._BOOK_COLS} FROM book_cache WHERE file_path = ? ORDER BY id LIMIT 1",
+            (file_path,)).fetchone())
+
+    def books(self, *, unmatched_only: bool = False) -> list[BookRow]:
+        where = " WHERE book_id IS NULL" if unmatched_only else ""
+        return [self._book(r) for r in self._execute(
+            f"SELECT {self._BOOK_COLS} FROM book_cache{where} ORDER BY id")]  # type: ignore[misc]
+
+    def book_hashes(self, cache_id: int) -> list[str]:
+        """Every fingerprint of a cached book, the primary one first."""
+        book = self.get_book(cache_id)
+        if book is None:
+            return []
+        rest = [r[0] for r in self._execute(
+            "SELECT hash FROM book_hashes WHERE cache_id = ? AND hash != ? ORDER BY rowid",
+            (cache_id, book.file_hash))]
+        return [book.file_hash, *rest]
+
+    def set_book_id(self, cache_id: int, book_id: int | None, method: str | None,
+                    confidence: float | None = None) -> None:
+        """Store (or forget, with ``None``) the BookLore ID of a cached book; logs the match."""
+        now = utcnow()
+        with self.transaction():
+            book = self.get_book(cache_id)
+            if book is None:
+                raise StoreError(f"no cached book with id {cache_id}")
+            self._execute(
+                "UPDATE book_cache SET book_id = ?, match_method = ?, match_confidence = ?,"
+                " matched_at = ?, updated_at = ? WHERE id = ?",
+                (book_id, method if book_id is not None else None,
+                 confidence if book_id is not None else None,
+                 now if book_id is not None else None, now, cache_id),
+            )
+            if book_id is not None:
+                self._execute(
+                    "INSERT INTO match_history(cache_id, file_hash, book_id, method, confidence,"
+                    " matched_at) VALUES (?,?,?,?,?,?)",
+                    (cache_id, book.file_hash, book_id, method or "unknown", confidence, now),
+                )
+
+    def forget_all_book_ids(self) -> int:
+        with self.transaction():
+            cur = self._execute(
+                "UPDATE book_cache SET book_id = NULL, match_method = NULL, match_confidence = NULL,"
+                " matched_at = NULL, updated_at = ? WHERE book_id IS NOT NULL", (utcnow(),))
+            return cur.rowcount
+
+    def match_history(self, cache_id: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM match_history"
+        params: tuple[Any, ...] = ()
+        if cache_id is not None:
+            sql += " WHERE cache_id = ?"
+            params = (cache_id,)
+        return [dict(r) for r in self._execute(sql + " ORDER BY id", params)]
+
+    def clear_cache(self) -> int:
+        """Clear Cache (§4.6): every cache row goes; queues and history stay."""
+        with self.transaction():
+            self._execute("DELETE FROM book_hashes")
+            cur = self._execute("DELETE FROM book_cache")
+            # fingerprints are recomputed on the next scan (spec §4.6)
+            self._execute("DELETE FROM file_memo")
+            return cur.rowcount
+
+    def cache_counts(self) -> dict[str, int]:
+        total, matched = self._execute(
+            "SELECT COUNT(*), COUNT(book_id) FROM book_cache").fetchone()
+        return {"total": total, "matched": matched, "unmatched": total - matched}
+
+    # ------------------------------------------------------------------ memo
+    def get_file_memo(self, path: str) -> tuple[int, int, str] | None:
+        row = self._execute("SELECT size, mtime_ns, digest FROM file_memo WHERE path = ?",
+                            (path,)).fetchone()
+        return (int(row[0]), int(row[1]), row[2]) if row else None
+
+    def put_file_memo(self, path: str, size: int, mtime_ns: int, digest: str) -> None:
+        self._execute(
+            "INSERT INTO file_memo(path, size, mtime_ns, digest) VALUES (?,?,?,?)"
+            " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+            " digest = excluded.digest", (path, size, mtime_ns, digest))
+
+    # --------------------------------------------------------------- enqueue
+    def _is_discarded(self, queue: str, fingerprint: str, key: Sequence[Any]) -> bool:
+        return self._execute(
+            "SELECT 1 FROM discarded_items WHERE queue = ? AND item_key = ?",
+            (queue, _key_text(queue, fingerprint, key))).fetchone() is not None
+
+    def _insert_queue_row(self, queue: str, fingerprint: str, cols: dict[str, Any],
+                          payload: dict[str, Any] | None, last_error: str | None) -> None:
+        values = {
+            "fingerprint": fingerprint,
+            "payload": json.dumps(payload or {}, ensure_ascii=False, sort_keys=True),
+            "created_at": utcnow(),
+            "last_error": last_error,
+            **cols,
+        }
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self._execute(f"INSERT INTO {QUEUE_TABLES[queue]}({names}) VALUES ({marks})",
+                      tuple(values.values()))
+
+    def _enqueue_keyed(self, queue: str, fingerprint: str, key: dict[str, Any],
+                       payload: dict[str, Any] | None, last_error: str | None) -> str:
+        table = QUEUE_TABLES[queue]
+        where = " AND ".join(f"{c} = ?" for c in ("fingerprint", *key))
+        params = (fingerprint, *key.values())
+        with self.transaction():
+            if self._execute(f"SELECT 1 FROM {table} WHERE {where}", params).fetchone():
+                return ALREADY_QUEUED
+            history = HISTORY_TABLES[queue]
+            if self._execute(f"SELECT 1 FROM {history} WHERE {where}", params).fetchone():
+                return ALREADY_SYNCED
+            if self._is_discarded(queue, fingerprint, list(key.values())):
+                return DISCARDED
+            self._insert_queue_row(queue, fingerprint, key, payload, last_error)
+            return QUEUED
+
+    def enqueue_session(self, fingerprint: str, start_epoch: int, payload: dict[str, Any]) -> str:
+        return self._enqueue_keyed("sessions", fingerprint, {"start_epoch": int(start_epoch)},
+                                   payload, None)
+
+    def enqueue_annotation(self, fingerprint: str, datetime: str, kind: str, position: str,
+                           payload: dict[str, Any], last_error: str | None = None) -> str:
+        return self._enqueue_keyed(
+            "annotations", fingerprint,
+            {"datetime": datetime, "kind": kind, "position": position}, payload, last_error)
+
+    def enqueue_bookmark(self, fingerprint: str, datetime: str, payload: dict[str, Any],
+                         last_error: str | None = None) -> str:
+        return self._enqueue_keyed("bookmarks", fingerprint, {"datetime": datetime},
+                                   payload, last_error)
+
+    def _enqueue_latest(self, queue: str, fingerprint: str, value: dict[str, Any],
+                        last_synced: tuple[Any, ...] | None,
+                        payload: dict[str, Any] | None) -> str:
+        """Ratings and progress: one row per book, the latest value wins."""
+        table = QUEUE_TABLES[queue]
+        vals = tuple(value.values())
+        with self.transaction():
+            row = self._execute(
+                f"SELECT id, {', '.join(value)} FROM {table} WHERE fingerprint = ?",
+                (fingerprint,)).fetchone()
+            if row is not None and tuple(row[c] for c in value) == vals:
+                return ALREADY_QUEUED
+            if last_synced is not None and tuple(last_synced) == vals:
+                # the value is what the server already has from us: a queued, different
+                # value would overwrite it with something older, so it goes too
+                if row is not None:
+                    self._execute(f"DELETE FROM {table} WHERE id = ?", (row["id"],))
+                return ALREADY_SYNCED
+            if self._is_discarded(queue, fingerprint, list(vals)):
+                return DISCARDED
+            if row is not None:
+                sets = ", ".join(f"{c} = ?" for c in value)
+                self._execute(
+                    f"UPDATE {table} SET {sets}, payload = ?, retry_count = 0, last_error = NULL,"
+                    " last_status = NULL, last_attempt_at = NULL, state = 'pending' WHERE id = ?",
+                    (*vals, json.dumps(payload or {}, ensure_ascii=False, sort_keys=True),
+                     row["id"]))
+                # an engine that is sending the old value meanwhile will not move this row
+                # to history: move_to_history(expected=...) checks the value it sent
+                return UPDATED
+            self._insert_queue_row(queue, fingerprint, value, payload, None)
+            return QUEUED
+
+    def last_synced_rating(self, fingerprint: str) -> int | None:
+        row = self._execute(
+            "SELECT rating FROM rating_sync_history WHERE fingerprint = ? ORDER BY id DESC LIMIT 1",
+            (fingerprint,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def last_synced_progress(self, fingerprint: str, *, pushed_only: bool = False
+                             ) -> tuple[str, float] | None:
+        extra = " AND outcome = 'pushed'" if pushed_only else ""
+        row = self._execute(
+            "SELECT progress, percentage FROM synced_koreader_progress WHERE fingerprint = ?"
+            f"{extra} ORDER BY id DESC LIMIT 1", (fingerprint,)).fetchone()
+        return None if row is None else (row[0], float(row[1]))
+
+    def enqueue_rating(self, fingerprint: str, rating: int,
+                       payload: dict[str, Any] | None = None) -> str:
+        last = self.last_synced_rating(fingerprint)
+        return self._enqueue_latest("ratings", fingerprint, {"rating": int(rating)},
+                                    None if last is None else (last,), payload)
+
+    def enqueue_progress(self, fingerprint: str, progress: str, percentage: float,
+                         payload: dict[str, Any] | None = None) -> str:
+        return self._enqueue_latest(
+            "progress", fingerprint, {"progress": progress, "percentage": float(percentage)},
+            self.last_synced_progress(fingerprint), payload)
+
+    # ------------------------------------------------------------------ read
+    def counts(self) -> dict[str, int]:
+        sql = " UNION ALL ".join(f"SELECT COUNT(*) FROM {QUEUE_TABLES[q]}" for q in QUEUES)
+        return {q: r[0] for q, r in zip(QUEUES, self._execute(sql).fetchall(), strict=True)}
+
+    def progress_history_count(self) -> int:
+        return int(self._execute("SELECT COUNT(*) FROM synced_koreader_progress").fetchone()[0])
+
+    def history_counts(self) -> dict[str, int]:
+        out = {q: int(self._execute(f"SELECT COUNT(*) FROM {HISTORY_TABLES[q]}").fetchone()[0])
+               for q in QUEUES}
+        out["discarded"] = int(self._execute("SELECT COUNT(*) FROM discarded_items").fetchone()[0])
+        return out
+
+    def pending(self, queue: str, *, fingerprint: str | None = None,
+                ids: Iterable[int] | None = None) -> list[QueueItem]:
+        """Queue rows in insertion order, joined to the cache through any fingerprint."""
+        table = QUEUE_TABLES[queue]
+        where, params = [], []
+        if fingerprint is not None:
+            where.append("q.fingerprint = ?")
+            params.append(fingerprint)
+        if ids is not None:
+            id_list = list(ids)
+            where.append(f"q.id IN ({','.join('?' * len(id_list))})")
+            params.extend(id_list)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        rows = self._execute(
+            f"SELECT q.*, b.id AS cache_id, b.book_id AS book_id, b.title AS title,"
+            f" b.file_path AS file_path FROM {table} q"
+            f" LEFT JOIN book_hashes h ON h.hash = q.fingerprint"
+            f" LEFT JOIN book_cache b ON b.id = h.cache_id{clause} ORDER BY q.id", params)
+        items = []
+        for r in rows:
+            keys = r.keys()
+            items.append(QueueItem(
+                queue=queue, id=r["id"], fingerprint=r["fingerprint"],
+                payload=json.loads(r["payload"]), created_at=r["created_at"],
+                retry_count=r["retry_count"], last_attempt_at=r["last_attempt_at"],
+                last_error=r["last_error"], last_status=r["last_status"], state=r["state"],
+                key={c: r[c] for c in KEY_COLUMNS[queue]},
+                cache_id=r["cache_id"], book_id=r["book_id"], title=r["title"],
+                file_path=r["file_path"],
+                done_parts=json.loads(r["done_parts"]) if "done_parts" in keys else [],
+            ))
+        return items
+
+    def all_pending(self) -> list[QueueItem]:
+        return [item for q in QUEUES for item in self.pending(q)]
+
+    def pending_fingerprints(self) -> list[str]:
+        sql = " UNION ".join(f"SELECT fingerprint FROM {QUEUE_TABLES[q]}" for q in QUEUES)
+        return [r[0] for r in self._execute(sql + " ORDER BY 1")]
+
+    # -------------------------------------------------------- engine updates
+    def _ids_clause(self, ids: Sequence[int]) -> str:
+        return f"id IN ({','.join('?' * len(ids))})"
+
+    def set_state(self, queue: str, ids: Sequence[int], state: str) -> None:
+        """Durably mark rows 'pending', 'in_flight' or 'uncertain'."""
+        if not ids:
+            return
+        with self.transaction():
+            self._execute(f"UPDATE {QUEUE_TABLES[queue]} SET state = ? WHERE "
+                          f"{self._ids_clause(ids)}", (state, *ids))
+
+    def record_attempt(self, queue: str, ids: Sequence[int], *, error: str | None,
+                       status: int | None = None, count_attempt: bool = True,
+                       state: str | None = "pending") -> None:
+        """A failed (or inconclusive) attempt: the rows stay queued with the reason."""
+        if not ids:
+            return
+        inc = 1 if count_attempt else 0
+        with self.transaction():
+            self._execute(
+                f"UPDATE {QUEUE_TABLES[queue]} SET retry_count = retry_count + ?,"
+                " last_attempt_at = CASE WHEN ? THEN ? ELSE last_attempt_at END,"
+                " last_error = ?, last_status = ?, state = COALESCE(?, state) WHERE "
+                f"{self._ids_clause(ids)}",
+                (inc, inc, utcnow(), error, status, state, *ids))
+
+    def record_skip(self, queue: str, ids: Sequence[int], reason: str) -> None:
+        """Not attempted through no failure: retry_count unchanged, reason kept."""
+        if not ids:
+            return
+        with self.transaction():
+            self._execute(f"UPDATE {QUEUE_TABLES[queue]} SET last_error = ? WHERE "
+                          f"{self._ids_clause(ids)}", (reason, *ids))
+
+    def mark_annotation_part(self, item_id: int, part: str, *, book_id: int | None,
+                             remote_id: int | None = None) -> None:
+        """Record one half of a 'both' note as delivered (spec koreader-data §6.7)."""
+        with self.transaction():
+            row = self._execute("SELECT * FROM pending_annotations WHERE id = ?",
+                                (item_id,)).fetchone()
+            if row is None:
+                return
+            parts = json.loads(row["done_parts"])
+            if part not in parts:
+                parts.append(part)
+            self._execute("UPDATE pending_annotations SET done_parts = ? WHERE id = ?",
+                          (json.dumps(parts), item_id))
+            self._execute(
+                "INSERT OR IGNORE INTO synced_annotations(fingerprint, datetime, kind, position,"
+                " destination, book_id, remote_id, synced_at) VALUES (?,?,?,?,?,?,?,?)",
+                (row["fingerprint"], row["datetime"], row["kind"], row["position"], part,
+                 book_id, remote_id, utcnow()))
+
+    def move_to_history(self, queue: str, ids: Sequence[int], *, book_id: int | None = None,
+                        destination: str | None = None, remote_id: int | None = None,
+                        outcome: str = "pushed",
+                        expected: dict[int, tuple[Any, ...]] | None = None) -> int:
+        """Upload confirmed: copy the rows into synced history and delete them, atomically.
+
+        ``expected`` maps a row id to the key values that were sent (ratings,
+        progress): a row whose value changed meanwhile (a scan queued a newer
+        one) stays queued, since that newer value was not sent.
+        """
+        if not ids:
+            return 0
+        table = QUEUE_TABLES[queue]
+        now = utcnow()
+        with self.transaction():
+            rows = self._execute(f"SELECT * FROM {table} WHERE {self._ids_clause(ids)}",
+                                 tuple(ids)).fetchall()
+            if expected is not None:
+                cols = KEY_COLUMNS[queue]
+                rows = [r for r in rows
+                        if r["id"] not in expected
+                        or tuple(r[c] for c in cols) == tuple(expected[r["id"]])]
+                ids = [r["id"] for r in rows]
+                if not ids:
+                    return 0
+            for r in rows:
+                if queue == "sessions":
+                    self._execute(
+                        "INSERT OR IGNORE INTO historical_sessions(fingerprint, start_epoch, book_id,"
+                        " payload, synced_at) VALUES (?,?,?,?,?)",
+                        (r["fingerprint"], r["start_epoch"], book_id, r["payload"], now))
+                elif queue == "annotations":
+                    self._execute(
+                        "INSERT OR IGNORE INTO synced_annotations(fingerprint, datetime, kind,"
+                        " position, destination, book_id, remote_id, synced_at)"
+                        " VALUES (?,?,?,?,?,?,?,?)",
+                        (r["fingerprint"], r["datetime"], r["kind"], r["position"],
+                         destination or "annotation", book_id, remote_id, now))
+                elif queue == "bookmarks":
+                    self._execute(
+                        "INSERT OR IGNORE INTO synced_bookmarks(fingerprint, datetime, book_id,"
+                        " remote_id, synced_at) VALUES (?,?,?,?,?)",
+                        (r["fingerprint"], r["datetime"], book_id, remote_id, now))
+                elif queue == "ratings":
+                    self._execute(
+                        "INSERT INTO rating_sync_history(fingerprint, rating, book_id, synced_at)"
+                        " VALUES (?,?,?,?)", (r["fingerprint"], r["rating"], book_id, now))
+                elif queue == "progress":
+                    self._execute(
+                        "INSERT INTO synced_koreader_progress(fingerprint, progress, percentage,"
+                        " outcome, synced_at) VALUES (?,?,?,?,?)",
+                        (r["fingerprint"], r["progress"], r["percentage"], outcome, now))
+            self._execute(f"DELETE FROM {table} WHERE {self._ids_clause(ids)}", tuple(ids))
+            return len(rows)
+
+    def ensure_book_for_hash(self, fingerprint: str) -> int:
+        """A cache row for a queued fingerprint that has none (spec §2, after Clear Cache)."""
+        book = self.get_book_by_hash(fingerprint)
+        if book is not None:
+            return book.id
+        return self.upsert_book(fingerprint)
+
+    # ------------------------------------------------------------------ clear
+    def clear_pending(self, queues: Iterable[str]) -> dict[str, int]:
+        """Clear Pending (§4.4): delete the queues, remembering their keys as discarded."""
+        out: dict[str, int] = {}
+        now = utcnow()
+        with self.transaction():
+            for q in queues:
+                table = QUEUE_TABLES[q]
+                cols = KEY_COLUMNS[q]
+                rows = self._execute(f"SELECT fingerprint, {', '.join(cols)} FROM {table}").fetchall()
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO discarded_items(queue, item_key, discarded_at)"
+                    " VALUES (?,?,?)",
+                    [(q, _key_text(q, r[0], [r[c] for c in cols]), now) for r in rows])
+                out[q] = self._execute(f"DELETE FROM {table}").rowcount
+        return out
+
+    def clear_history(self, ledgers: Iterable[str]) -> dict[str, int]:
+        """Advanced → Clear: synced-history ledgers and/or the discard list ('discarded')."""
+        out: dict[str, int] = {}
+        with self.transaction():
+            for name in ledgers:
+                table = "discarded_items" if name == "discarded" else HISTORY_TABLES[name]
+                out[name] = self._execute(f"DELETE FROM {table}").rowcount
+        return out
+
+    # ----------------------------------------------------------- capabilities
+    def get_capabilities(self, server_url: str) -> dict[str, Any] | None:
+        row = self._execute("SELECT data FROM server_capabilities WHERE server_url = ?",
+                            (server_url,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_capabilities(self, server_url: str, data: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO server_capabilities(server_url, data, stored_at) VALUES (?,?,?)"
+            " ON CONFLICT(server_url) DO UPDATE SET data = excluded.data,"
+            " stored_at = excluded.stored_at", (server_url, json.dumps(data), utcnow()))
+
+    def drop_capabilities(self, server_url: str) -> None:
+        self._execute("DELETE FROM server_capabilities WHERE server_url = ?", (server_url,))
+
+
+class CapabilityCache:
+    """Adapter giving the client's capability-cache protocol (get/put/drop) over a store."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def get(self, server_url: str) -> dict[str, Any] | None:
+        return self._store.get_capabilities(server_url)
+
+    def put(self, server_url: str, data: dict[str, Any]) -> None:
+        self._store.put_capabilities(server_url, data)
+
+    def drop(self, server_url: str) -> None:
+        self._store.drop_capabilities(server_url)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (our scripts have no ';' in literals)."""
+    out, buf = [], []
+    for line in script.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--"):
+            continue
+        buf.append(line)
+        if stripped.endswith(";"):
+            stmt = "\n".join(buf).strip().rstrip(";")
+            if stmt:
+                out.append(stmt)
+            buf = []
+    tail = "\n".join(buf).strip()
+    if tail:
+        out.append(tail)
+    return out

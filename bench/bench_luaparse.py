@@ -31,7 +31,7 @@ def make_sidecar(n_annotations: int) -> dict:
             "pos1": f"/body/DocFragment[{frag}]/body/div[1]/p[{i % 50 + 2}]/text().{i % 89}",
             "text": ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod "
                      "tempor incididunt ut labore et dolore magna aliqua.\nUt enim ad minim "
-                     "veniam, quis nostrud exercitation ullamco laboris " * 4),
+                     "veniam, quis nostrud exercitation ullamco laboris " * 2),
         })
     return {
         "annotations": anns,

@@ -1,0 +1,112 @@
+"""Credentials and token bookkeeping (booklore-api.md §2.2–§2.4).
+
+Nothing here ever logs or formats a secret. The transport work (the login and
+refresh requests themselves) is done by the client; this module holds the state and
+the rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+__all__ = ["koreader_key", "jwt_claims", "TokenGate", "token_gate", "Tokens", "TOKEN_SPACING_SECONDS"]
+
+#: minimum spacing between two token requests for one (server, user) (§2.4 rule 5)
+TOKEN_SPACING_SECONDS = 1.1
+#: refresh when the access token expires within this many seconds (§2.4 rule 2)
+REFRESH_MARGIN_SECONDS = 60
+
+
+def koreader_key(password: str) -> str:
+    """``x-auth-key``: the lower-case hex MD5 of the UTF-8 password."""
+    return hashlib.md5(password.encode("utf-8")).hexdigest()  # noqa: S324 - protocol-defined
+
+
+def jwt_claims(token: str) -> dict:
+    """The payload of a JWT, decoded without checking the signature (only ``exp`` /
+    ``iat`` are read). Returns ``{}`` when the token cannot be decoded."""
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        data = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+        return data if isinstance(data, dict) else {}
+    except (IndexError, ValueError, UnicodeError):
+        return {}
+
+
+class TokenGate:
+    """Serialises token requests for one (server, username) across every client of
+    the process, and keeps them at least :data:`TOKEN_SPACING_SECONDS` apart."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._last: float | None = None
+
+    def wait_turn(self) -> None:
+        """Call with ``lock`` held, right before sending a token request."""
+        if self._last is not None:
+            gap = time.monotonic() - self._last
+            if gap < TOKEN_SPACING_SECONDS:
+                time.sleep(TOKEN_SPACING_SECONDS - gap)
+        self._last = time.monotonic()
+
+    def mark(self) -> None:
+        """Record the end of a token request (its answer time counts as well)."""
+        self._last = time.monotonic()
+
+
+_gates: dict[tuple[str, str], TokenGate] = {}
+_gates_lock = threading.Lock()
+
+
+def token_gate(server_url: str, username: str) -> TokenGate:
+    key = (server_url, username.strip().lower())
+    with _gates_lock:
+        gate = _gates.get(key)
+        if gate is None:
+            gate = _gates[key] = TokenGate()
+        return gate
+
+
+@dataclass
+class Tokens:
+    """The in-memory tokens of one client. ``expires_at`` is on the client's clock,
+    computed from the token's own lifetime (``exp - iat``) so that a skewed server
+    clock does not matter; ``None`` = unknown (use until a 401)."""
+
+    access: str | None = None
+    refresh: str | None = None
+    expires_at: float | None = None
+    generation: int = 0
+
+    def __repr__(self) -> str:  # never show a token
+        return f"Tokens(access={'set' if self.access else None}, refresh={'set' if self.refresh else None}, expires_at={self.expires_at!r})"
+
+    def set_access(self, token: str, now: float) -> None:
+        claims = jwt_claims(token)
+        exp, iat = claims.get("exp"), claims.get("iat")
+        expires_at: float | None = None
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            if isinstance(iat, (int, float)) and not isinstance(iat, bool) and exp > iat:
+                expires_at = now + (exp - iat)
+            else:
+                expires_at = float(exp)
+        self.access = token
+        self.expires_at = expires_at
+        self.generation += 1
+
+    def access_usable(self, now: float) -> bool:
+        if not self.access:
+            return False
+        if self.expires_at is None:
+            return True
+        return self.expires_at - now > REFRESH_MARGIN_SECONDS
+
+    def clear_access(self) -> None:
+        self.access = None
+        self.expires_at = None

@@ -1,0 +1,81 @@
+"""Shared fixtures: an isolated home per test, the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = (ROOT.parent / "shared" / "fixtures").resolve()
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """No test sees the user's home, config, keyring or BookLore variables."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("BOOKLORE_SYNC_HOME", str(home))
+    for var in ("BOOKLORE_URL", "BOOKLORE_USERNAME", "BOOKLORE_PASSWORD",
+                "BOOKLORE_KOREADER_USERNAME", "BOOKLORE_KOREADER_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    import keyring.core
+
+    keyring.core._keyring_backend = None  # re-read the backend from the environment
+    yield home
+    keyring.core._keyring_backend = None
+
+
+@pytest.fixture
+def home(isolated_env) -> Path:
+    return isolated_env
+
+
+@pytest.fixture
+def store(home):
+    from booklore_sync.store import Store
+
+    s = Store.open(home / "booklore-sync.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fake_keyring(monkeypatch, tmp_path):
+    """A file-backed keyring (tests/keyring_backend.py) standing in for the OS one."""
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring_backend.FileKeyring")
+    monkeypatch.setenv("TEST_KEYRING_FILE", str(tmp_path / "keyring.json"))
+    monkeypatch.setenv("PYTHONPATH", str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    import keyring.core
+
+    keyring.core._keyring_backend = None
+    return tmp_path / "keyring.json"
+
+
+def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point in a subprocess (stdin is not a terminal)."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "booklore_sync", *args],
+        input=input if input is not None else "",
+        capture_output=True, text=True, env=full_env, timeout=timeout,
+    )
+
+
+def cli_json(*args: str, **kw) -> tuple[int, dict]:
+    proc = run_cli(*args, **kw)
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"not one JSON object on stdout: {proc.stdout!r}\n{proc.stderr}") from exc
+    return proc.returncode, data

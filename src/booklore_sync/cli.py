@@ -87,6 +87,66 @@ def status(
     raise typer.Exit(run_status(json_out, verbose))
 
 
+# ----------------------------------------------------------------------- sync
+@app.command()
+def sync(
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (spec §6.4)."),
+) -> None:
+    """Sync Pending Now: upload every queue to BookLore (ratings, annotations, bookmarks,
+    progress, sessions), exactly once."""
+    from booklore_sync.sync.runner import sync_once
+
+    cfg = load_config()
+    with progress_reporter(enabled=not json_out) as on_progress:
+        report = sync_once(cfg, on_progress=on_progress)
+    print_sync_report(report, json_out=json_out)
+    raise typer.Exit(report.exit_code)
+
+
+@contextmanager
+def progress_reporter(enabled: bool = True) -> Iterator[Any]:
+    """A progress bar on stderr when it is a terminal (long runs), else nothing."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    progress = Progress(TextColumn("Syncing"), BarColumn(), MofNCompleteColumn(),
+                        console=Console(stderr=True), transient=True)
+    task = progress.add_task("sync", total=None)
+    with progress:
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def print_sync_report(report: Any, *, json_out: bool) -> None:
+    from booklore_sync.config import ACCOUNT_LABELS as NAMES
+
+    for message in report.messages:
+        err(message)
+    for problem in report.config_errors:
+        err(f"Error: {problem}")
+    for account in sorted(report.missing_accounts):
+        var = "BOOKLORE_USERNAME / BOOKLORE_PASSWORD" if account == "booklore" else \
+            "BOOKLORE_KOREADER_USERNAME / BOOKLORE_KOREADER_PASSWORD"
+        err(f"Error: the {NAMES[account]} is not configured, so the items that need it stay "
+            f"queued (set {var}, or run `booklore-sync login`).")
+    for _account, message in sorted(report.rejected_accounts.items()):
+        err(f"Error: {message}")
+    if json_out:
+        out_json(report.to_json())
+        return
+    if report.offline or report.locked:
+        return
+    if report.config_errors and not report.synced and not report.failed:
+        return
+    for line in report.summary_lines():
+        typer.echo(line)
+
+
 # ------------------------------------------------------------- clear-pending
 @app.command("clear-pending")
 def clear_pending(

@@ -89,7 +89,7 @@ class Capabilities:
         return data
 
     @classmethod
-    def from_cache(cls, data: dict[str, Any]) -> Capabilities | None:
+    def from_cache_dict(cls, data: dict[str, Any]) -> Capabilities | None:
         if not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA:
             return None
         names = {f.name for f in fields(cls)}

@@ -1,0 +1,238 @@
+"""Annotations and bookmarks from a sidecar, current and legacy formats
+(koreader-data.md §6.4–6.8), plus the small conversions their payloads need.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from booklore_sync.koreader.luatable import as_list
+
+__all__ = ["Item", "extract_items", "color_hex", "style_for", "position_key",
+           "bookmark_title", "plain_note", "COLOR_HEX", "DEFAULT_COLOR"]
+
+DEFAULT_COLOR = "#FFC107"
+COLOR_HEX = {
+    "yellow": "#FFC107", "green": "#4ADE80", "cyan": "#38BDF8", "blue": "#38BDF8",
+    "pink": "#F472B6", "purple": "#F472B6", "orange": "#FB923C", "red": "#FB923C",
+    "gray": "#FFC107", "white": "#FFC107",
+}
+STYLES = {"lighten": "highlight", "underscore": "underline", "strikeout": "strikethrough",
+          "invert": "highlight"}
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+_AUTO_TEXT = re.compile(r"^Page \S+ .* @ \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", re.S)
+
+
+@dataclass
+class Item:
+    kind: str                   # "highlight", "note" or "bookmark"
+    datetime: str
+    text: str | None = None
+    note: str | None = None
+    chapter: str | None = None
+    color: str | None = None    # KOReader colour name
+    drawer: str | None = None
+    page: Any = None            # XPointer (crengine) or page number (paging)
+    pos0: Any = None
+    pos1: Any = None
+    paged: bool = False
+    note_format: str | None = None
+    legacy: bool = False
+
+    @property
+    def page_number(self) -> int | None:
+        if self.paged:
+            p = self.page
+            if isinstance(self.pos0, Mapping) and isinstance(self.pos0.get("page"), (int, float)):
+                p = p if isinstance(p, (int, float)) else self.pos0["page"]
+            if isinstance(p, (int, float)) and not isinstance(p, bool):
+                return int(p)
+        return None
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _nonempty(v: Any) -> str | None:
+    return v if isinstance(v, str) and v != "" else None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _paged(page: Any, pos0: Any) -> bool:
+    return isinstance(pos0, Mapping) or (_is_number(page) and not isinstance(pos0, str))
+
+
+def extract_items(sidecar: Mapping[str, Any]) -> tuple[list[Item], list[str]]:
+    """All annotations/bookmarks of a sidecar, and a list of problems (skipped entries)."""
+    if "annotations" in sidecar:
+        return _current(sidecar.get("annotations"))
+    if "bookmarks" in sidecar or "highlight" in sidecar:
+        return _legacy(sidecar.get("bookmarks"), sidecar.get("highlight"))
+    return [], []
+
+
+def _current(raw: Any) -> tuple[list[Item], list[str]]:
+    items: list[Item] = []
+    problems: list[str] = []
+    for i, a in enumerate(as_list(raw), 1):
+        if not isinstance(a, Mapping):
+            problems.append(f"annotation {i} is not a table")
+            continue
+        dt = _str(a.get("datetime"))
+        if not dt:
+            problems.append(f"annotation {i} has no datetime")
+            continue
+        drawer = _nonempty(a.get("drawer"))
+        note = _nonempty(a.get("note"))
+        if drawer is None:
+            kind = "bookmark"
+        elif note is not None:
+            kind = "note"
+        else:
+            kind = "highlight"
+        page = a.get("page")
+        pos0 = a.get("pos0")
+        pos1 = a.get("pos1")
+        if kind != "bookmark" and pos0 is None:
+            pos0 = page
+        items.append(Item(
+            kind=kind, datetime=dt, text=_str(a.get("text")), note=note,
+            chapter=_nonempty(a.get("chapter")), color=_nonempty(a.get("color")), drawer=drawer,
+            page=page, pos0=pos0, pos1=pos1 if pos1 is not None else pos0,
+            paged=_paged(page, pos0), note_format=_nonempty(a.get("note_format")),
+        ))
+    return items, problems
+
+
+def _legacy(bookmarks: Any, highlight: Any) -> tuple[list[Item], list[str]]:
+    items: list[Item] = []
+    problems: list[str] = []
+    # highlight: page → list of entries; index by datetime
+    hl_by_dt: dict[str, list[Mapping[str, Any]]] = {}
+    if isinstance(highlight, Mapping):
+        pages = highlight.values()
+    elif isinstance(highlight, list):
+        pages = highlight
+    else:
+        pages = []
+    for entries in pages:
+        for h in as_list(entries):
+            if isinstance(h, Mapping) and isinstance(h.get("datetime"), str):
+                hl_by_dt.setdefault(h["datetime"], []).append(h)
+    for i, b in enumerate(as_list(bookmarks), 1):
+        if not isinstance(b, Mapping):
+            problems.append(f"bookmark {i} is not a table")
+            continue
+        dt = _str(b.get("datetime"))
+        if not dt:
+            problems.append(f"bookmark {i} has no datetime")
+            continue
+        page = b.get("page")
+        pos0 = b.get("pos0")
+        pos1 = b.get("pos1")
+        notes = _str(b.get("notes"))      # the highlighted text (or "in <chapter>")
+        text = _str(b.get("text"))        # the note, or KOReader's automatic text
+        if b.get("highlighted"):
+            match = None
+            for h in hl_by_dt.get(dt, []):
+                if match is None or (h.get("pos0") == pos0 and h.get("pos1") == pos1):
+                    match = h
+            note = text
+            if not note or note == notes or _AUTO_TEXT.match(note):
+                note = None
+            h = match or {}
+            if pos0 is None:
+                pos0 = h.get("pos0", page)
+            if pos1 is None:
+                pos1 = h.get("pos1", pos0)
+            items.append(Item(
+                kind="note" if note else "highlight", datetime=dt,
+                text=notes if notes is not None else _str(h.get("text")), note=note,
+                chapter=_nonempty(b.get("chapter")) or _nonempty(h.get("chapter")),
+                color=_nonempty(h.get("color")), drawer=_nonempty(h.get("drawer")) or "lighten",
+                page=page, pos0=pos0, pos1=pos1, paged=_paged(page, pos0), legacy=True,
+            ))
+        else:
+            items.append(Item(
+                kind="bookmark", datetime=dt, text=_nonempty(notes), note=None,
+                chapter=_nonempty(b.get("chapter")), page=page, pos0=None, pos1=None,
+                paged=_paged(page, pos0), legacy=True,
+            ))
+    return items, problems
+
+
+# --------------------------------------------------------------- conversions
+def color_hex(name: str | None, custom: Mapping[str, Any] | None = None) -> str:
+    """BookLore ``#RRGGBB`` for a KOReader colour (§6.8; custom codes win)."""
+    if not name:
+        return DEFAULT_COLOR
+    if custom:
+        entry = custom.get(name)
+        if isinstance(entry, Mapping):
+            m = _HEX.match(str(entry.get("code") or ""))
+            if m:
+                return "#" + m.group(1).upper()
+    return COLOR_HEX.get(name.lower(), DEFAULT_COLOR)
+
+
+def style_for(drawer: str | None) -> str:
+    return STYLES.get((drawer or "").lower(), "highlight")
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float):
+        return "%.14g" % v
+    return str(v)
+
+
+def position_key(item: Item) -> str:
+    """Start position for the queue key (§6.4): ``pos0`` as written (crengine), or
+    ``<page>@<x>,<y>`` (paging); bookmarks use their ``page``."""
+    pos = item.page if item.kind == "bookmark" else item.pos0
+    if isinstance(pos, str):
+        return pos
+    if isinstance(pos, Mapping):
+        page = pos.get("page", item.page)
+        x, y = pos.get("x"), pos.get("y")
+        if x is not None and y is not None:
+            return f"{_num(page)}@{_num(x)},{_num(y)}"
+        return _num(page)
+    if pos is None:
+        return "" if item.page is None else _num(item.page)
+    return _num(pos)
+
+
+def _limit(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def bookmark_title(item: Item) -> str:
+    """§6.7 (EPUB: chapter, else text) and §7.6 (paged: ``p. <page> — <chapter>``)."""
+    if item.paged:
+        page = item.page_number
+        title = f"p. {page}" if page is not None else "p. ?"
+        if item.chapter:
+            title += f" — {item.chapter}"
+        return _limit(title, 255)
+    return _limit(item.chapter or item.text or "Bookmark", 255)
+
+
+_TAG_BREAK = re.compile(r"<\s*(br|/p|/div|/li|/h[1-6])\b[^>]*>", re.I)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def plain_note(note: str | None, note_format: str | None) -> str | None:
+    """HTML notes → plain text (tags stripped, line breaks kept); others as is."""
+    if note is None or (note_format or "").lower() != "html":
+        return note
+    text = _TAG_BREAK.sub("\n", note)
+    text = _TAG.sub("", text)
+    return html.unescape(text).strip("\n")

@@ -1,0 +1,718 @@
+"""Sync Pending Now (spec §4.1): upload every queue exactly once.
+
+Order: resolve book IDs → ratings → annotations → bookmarks → progress →
+sessions.  Each phase is isolated: an error in one item or one phase is
+recorded on the items it concerns and the run goes on.
+
+Exactly once: the server does not deduplicate sessions, v1 book notes or
+bookmarks without a CFI.  Rows of those kinds are marked ``in_flight``
+(durably) before their request leaves; a run that finds rows ``in_flight``
+(a killed process) or ``uncertain`` (an unknown outcome) first asks BookLore
+what it already holds for the book and sends only what is missing.  Every
+confirmed upload moves its rows to synced history in the transaction that
+deletes them from the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from booklore_sync.booklore import errors as E
+from booklore_sync.booklore.models import SessionIn, parse_time
+from booklore_sync.store import QUEUES, QueueItem, Store
+from booklore_sync.sync.report import SyncReport
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 100
+RATING_GROUP_MAX = 500
+UNCERTAIN_STATES = ("in_flight", "uncertain")
+
+# reasons (last_error texts) for skipped items
+NOT_MATCHED = "book not matched to BookLore yet (run `booklore-sync match`)"
+NO_BY_HASH = ("book not matched: this server cannot look books up by fingerprint "
+              "(run `booklore-sync match` to match it by ISBN, title or by hand)")
+UNKNOWN_TO_SERVER = "BookLore does not know this book's fingerprint"
+NEEDS_CHECK = ("an earlier upload's outcome is unknown; checking what BookLore holds needs "
+               "the BookLore account, which is not configured")
+
+
+class ServerLost(Exception):
+    """The server stopped answering during the run: stop, count no further attempts."""
+
+
+@dataclass
+class _Book:
+    """What this run learnt about one fingerprint."""
+
+    book_id: int | None = None
+    looked_up: bool = False
+    book_raw: dict[str, Any] | None = None
+
+
+def _account_name(account: str) -> str:
+    return "BookLore account" if account == "booklore" else "KOReader account"
+
+
+class SyncEngine:
+    """One run of Sync Pending Now against one client and one store.
+
+    ``only_fingerprints`` restricts the run to the items of those books (the
+    uploads that follow a new match, spec §4.3).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        client: Any,
+        settings: Mapping[str, Any],
+        *,
+        accounts: Iterable[str] = ("booklore", "koreader"),
+        only_fingerprints: Iterable[str] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self.accounts = set(accounts)
+        self.only = set(only_fingerprints) if only_fingerprints is not None else None
+        self.on_progress = on_progress
+        self.report = SyncReport()
+        self.dead_accounts: dict[str, E.AuthError] = {}
+        self.books: dict[str, _Book] = {}
+        self.caps: Any = None
+        self._settled: dict[str, set[int]] = {q: set() for q in QUEUES}
+        self._lookup_failed: dict[str, E.BookLoreError] = {}
+        self._items: dict[str, list[QueueItem]] = {}
+        self._done = 0
+        self._total = 0
+
+    # ================================================================ run
+    def run(self) -> SyncReport:
+        try:
+            self.caps = self.client.probe()  # starts with the health probe (api §6 probe 1)
+        except E.OfflineError as exc:
+            self.report.offline = True
+            self.report.messages.append(f"offline — nothing sent ({exc.message})")
+            return self.report
+        except E.NotBookLoreError as exc:
+            self.report.config_errors.append(f"{exc.message} — check server.url")
+            return self.report
+        except E.BookLoreError as exc:
+            self.report.config_errors.append(str(exc))
+            return self.report
+        if "koreader" in self.accounts:
+            if self.caps.koreader_auth_ok is False:
+                self.dead_accounts["koreader"] = E.AuthError(
+                    "the server rejected the KOReader user name or password",
+                    account="koreader", kind="rejected", status=403)
+            elif self.caps.koreader_linked is False:
+                self.dead_accounts["koreader"] = E.AuthError(
+                    "the KOReader account is not linked to a BookLore user",
+                    account="koreader", kind="not_linked", status=409)
+
+        self._load_items()
+        self._total = sum(len(v) for v in self._items.values())
+        try:
+            self._resolve()
+            self._phase("ratings", self._sync_ratings)
+            self._phase("annotations", self._sync_annotations)
+            self._phase("bookmarks", self._sync_bookmarks)
+            self._phase("progress", self._sync_progress)
+            self._phase("sessions", self._sync_sessions)
+        except ServerLost as exc:
+            self.report.server_lost = True
+            self.report.messages.append(f"the server stopped answering during the run ({exc});"
+                                        " what was confirmed stays synced, the rest stays queued")
+            for queue, items in self._items.items():
+                rest = [i for i in items if i.id not in self._settled[queue]]
+                self._fail(queue, rest, "server unreachable — not attempted", count=False)
+        for account, exc in self.dead_accounts.items():
+            if exc.kind == "rate_limited":
+                self.report.messages.append("login rate-limited — wait 15 minutes")
+            else:
+                self.report.rejected_accounts[account] = (
+                    f"{_account_name(account)} {exc.kind.replace('_', ' ')}: {exc.message}")
+        return self.report
+
+    def _load_items(self) -> None:
+        for queue in QUEUES:
+            items = self.store.pending(queue)
+            if self.only is not None:
+                items = [i for i in items if i.fingerprint in self.only]
+            if not self.settings.get(f"sync.{queue}", True):
+                self._skip(queue, items, f"the {queue} queue is switched off (sync.{queue} = false)")
+                items = []
+            self._items[queue] = items
+
+    def _phase(self, queue: str, fn: Callable[[list[QueueItem]], None]) -> None:
+        items = [i for i in self._items[queue] if i.id not in self._settled[queue]]
+        if not items:
+            return
+        try:
+            fn(items)
+        except ServerLost:
+            raise
+        except Exception as exc:  # a bug or an unforeseen answer: isolate the phase
+            log.exception("the %s phase failed", queue)
+            rest = [i for i in items if i.id not in self._settled[queue]]
+            self._fail(queue, rest, f"internal error in the {queue} phase: {exc!r}")
+
+    # ============================================================ tallies
+    def _tick(self, n: int) -> None:
+        self._done += n
+        if self.on_progress is not None:
+            self.on_progress(self._done, self._total)
+
+    def _synced(self, queue: str, items: list[QueueItem], **history: Any) -> None:
+        if not items:
+            return
+        moved = self.store.move_to_history(queue, [i.id for i in items], **history)
+        kept = len(items) - moved  # a newer value was queued meanwhile (ratings/progress)
+        self.report.queues[queue].synced += len(items)
+        if kept:
+            log.info("%d %s rows got a newer value during the run and stay queued", kept, queue)
+        self._settle(queue, items)
+
+    def _fail(self, queue: str, items: list[QueueItem], reason: str, *, status: int | None = None,
+              count: bool = True, state: str = "pending") -> None:
+        if not items:
+            return
+        self.store.record_attempt(queue, [i.id for i in items], error=reason, status=status,
+                                  count_attempt=count, state=state)
+        tally = self.report.queues[queue]
+        tally.failed += len(items)
+        tally.fail_reasons[_reason_class(reason)] += len(items)
+        self._settle(queue, items)
+
+    def _skip(self, queue: str, items: list[QueueItem], reason: str) -> None:
+        if not items:
+            return
+        self.store.record_skip(queue, [i.id for i in items], reason)
+        tally = self.report.queues[queue]
+        tally.skipped += len(items)
+        tally.skip_reasons[reason] += len(items)
+        self._settle(queue, items)
+
+    def _settle(self, queue: str, items: list[QueueItem]) -> None:
+        self._settled[queue].update(i.id for i in items)
+        self._tick(len(items))
+
+    def _error(self, queue: str, items: list[QueueItem], exc: E.BookLoreError, *,
+               state: str = "pending") -> None:
+        """Record a definite error answer (or an unknown outcome) on items."""
+        if isinstance(exc, E.OfflineError):
+            raise ServerLost(str(exc))
+        if isinstance(exc, E.AuthError):
+            self.dead_accounts.setdefault(exc.account, exc)
+            self._fail(queue, items, f"{_account_name(exc.account)} {exc.kind.replace('_', ' ')}:"
+                       f" {exc.message}", status=exc.status, count=False)
+            return
+        if isinstance(exc, E.NotConfiguredError):
+            self._missing(queue, items, exc.account)
+            return
+        self._fail(queue, items, exc.last_error, status=exc.status, state=state)
+
+    def _missing(self, queue: str, items: list[QueueItem], account: str) -> None:
+        self.report.missing_accounts.add(account)
+        self._skip(queue, items, f"needs the {_account_name(account)}, which is not configured")
+
+    def _usable(self, queue: str, items: list[QueueItem], account: str) -> bool:
+        """Whether the account a queue needs is configured and alive; settles items if not."""
+        if account not in self.accounts:
+            self._missing(queue, items, account)
+            return False
+        dead = self.dead_accounts.get(account)
+        if dead is not None:
+            self._fail(queue, items, f"{_account_name(account)} {dead.kind.replace('_', ' ')}:"
+                       f" {dead.message}", status=dead.status, count=False)
+            return False
+        return True
+
+    # ============================================================ resolve
+    def _resolve(self) -> None:
+        """Find the BookLore ID of every fingerprint with queued items (once each)."""
+        fingerprints: dict[str, None] = {}
+        for items in self._items.values():
+            for item in items:
+                fingerprints.setdefault(item.fingerprint)
+        for fp in fingerprints:
+            book = self.store.get_book_by_hash(fp)
+            if book is not None and book.book_id is not None:
+                self.books[fp] = _Book(book_id=book.book_id)
+                continue
+            self.books[fp] = self._lookup(fp)
+        self._refresh_items()
+
+    def _lookup(self, fp: str) -> _Book:
+        caps = self.caps
+        can_koreader = bool(caps and caps.by_hash_koreader) and "koreader" in self.accounts \
+            and "koreader" not in self.dead_accounts
+        can_bearer = bool(caps and caps.by_hash_bearer) and "booklore" in self.accounts \
+            and "booklore" not in self.dead_accounts
+        if not (can_koreader or can_bearer):
+            return _Book(looked_up=False)
+        try:
+            found = self.client.find_book_by_hash(fp)
+        except E.OfflineError as exc:
+            raise ServerLost(str(exc)) from exc
+        except E.AuthError as exc:
+            self.dead_accounts.setdefault(exc.account, exc)
+            return _Book(looked_up=False)
+        except (E.UnsupportedEndpointError, E.NotConfiguredError):
+            return _Book(looked_up=False)
+        except E.BookLoreError as exc:
+            self._lookup_failed[fp] = exc
+            return _Book(looked_up=False)
+        if found is None:
+            return _Book(looked_up=True)
+        cache_id = self.store.ensure_book_for_hash(fp)
+        self.store.set_book_id(cache_id, found.id, "hash", 1.0)
+        self.report.newly_matched += 1
+        return _Book(book_id=found.id, looked_up=True, book_raw=found.raw)
+
+    def _refresh_items(self) -> None:
+        """Re-read the queue rows (their book IDs changed with the lookups)."""
+        for queue, items in self._items.items():
+            ids = [i.id for i in items if i.id not in self._settled[queue]]
+            self._items[queue] = [i for i in items if i.id in self._settled[queue]] + (
+                self.store.pending(queue, ids=ids) if ids else [])
+
+    def _split_matched(self, queue: str, items: list[QueueItem]) -> list[QueueItem]:
+        """Items whose book has an ID; the others are skipped (or failed, on a lookup error)."""
+        ready = []
+        unmatched: list[QueueItem] = []
+        for item in items:
+            if item.book_id is not None:
+                ready.append(item)
+                continue
+            failure = self._lookup_failed.get(item.fingerprint)
+            if failure is not None:
+                self._fail(queue, [item], f"looking the book up failed: {failure.last_error}",
+                           status=failure.status)
+            else:
+                unmatched.append(item)
+        if unmatched:
+            caps = self.caps
+            no_hash = caps is not None and not caps.by_hash_koreader and not caps.by_hash_bearer
+            self._skip(queue, unmatched, NO_BY_HASH if no_hash else NOT_MATCHED)
+        return ready
+
+    def _book_gone(self, queue: str, items: list[QueueItem], exc: E.BookLoreError) -> None:
+        """404 "Book not found": the stored ID is stale; the book becomes unmatched."""
+        for cache_id in {i.cache_id for i in items if i.cache_id is not None}:
+            self.store.set_book_id(cache_id, None, None)
+        self._skip(queue, items, "book not found on server (its BookLore ID was cleared; "
+                   "run `booklore-sync match`)")
+
+    # ============================================================ ratings
+    def _sync_ratings(self, items: list[QueueItem]) -> None:
+        items = self._split_matched("ratings", items)
+        if not items or not self._usable("ratings", items, "booklore"):
+            return
+        by_value: dict[int, list[QueueItem]] = defaultdict(list)
+        for item in items:
+            by_value[int(item.key["rating"])].append(item)
+        for rating, group in by_value.items():
+            by_book: dict[int, list[QueueItem]] = defaultdict(list)
+            for item in group:
+                by_book[item.book_id].append(item)  # type: ignore[index]
+            ids = list(by_book)
+            for start in range(0, len(ids), RATING_GROUP_MAX):
+                chunk = ids[start:start + RATING_GROUP_MAX]
+                if not self._usable("ratings", [i for b in chunk for i in by_book[b]], "booklore"):
+                    continue
+                try:
+                    self.client.set_personal_rating(chunk, rating)
+                except E.BookLoreError as exc:
+                    if isinstance(exc, (E.OfflineError, E.AuthError, E.NotConfiguredError)):
+                        self._error("ratings", [i for b in chunk for i in by_book[b]], exc)
+                        continue
+                    # one bad id must not block the rest: one book at a time
+                    for book_id in chunk:
+                        self._rate_one(book_id, rating, by_book[book_id])
+                    continue
+                for book_id in chunk:
+                    self._synced_rating(book_id, rating, by_book[book_id])
+
+    def _rate_one(self, book_id: int, rating: int, items: list[QueueItem]) -> None:
+        if not self._usable("ratings", items, "booklore"):
+            return
+        try:
+            self.client.set_personal_rating([book_id], rating)
+        except E.UnknownRatingIdError as exc:
+            self._book_gone("ratings", items, exc)
+        except E.BookLoreError as exc:
+            self._error("ratings", items, exc)
+        else:
+            self._synced_rating(book_id, rating, items)
+
+    def _synced_rating(self, book_id: int, rating: int, items: list[QueueItem]) -> None:
+        self._synced("ratings", items, book_id=book_id,
+                     expected={i.id: (rating,) for i in items})
+
+    # ======================================================== annotations
+    def _sync_annotations(self, items: list[QueueItem]) -> None:
+        destination = self.settings.get("annotations.notes_destination", "in_book")
+        items = self._split_matched("annotations", items)
+        for item in items:
+            parts = self._annotation_parts(item, destination)
+            if parts is None:
+                continue  # settled (skipped) inside
+            self._deliver_annotation(item, parts)
+
+    def _annotation_parts(self, item: QueueItem, destination: str) -> list[str] | None:
+        p = item.payload
+        if p.get("paged"):
+            return ["book_note"]
+        if item.key["kind"] == "highlight":
+            parts = ["annotation"]
+        elif destination == "in_booklore":
+            parts = ["book_note"]
+        elif destination == "both":
+            parts = ["note_v2", "book_note"]
+        else:
+            parts = ["note_v2"]
+        if not p.get("cfi") and any(x in ("annotation", "note_v2") for x in parts):
+            self._skip("annotations", [item], item.last_error or
+                       "no EPUB CFI for this position (it cannot be placed in the book)")
+            return None
+        return parts
+
+    def _deliver_annotation(self, item: QueueItem, parts: list[str]) -> None:
+        if not self._usable("annotations", [item], "booklore"):
+            return
+        remote_id = None
+        for part in parts:
+            if part in item.done_parts:
+                continue
+            try:
+                if part == "annotation":
+                    remote_id = self._post_dedup(self.client.create_annotation, item.book_id,
+                                                 **_annotation_body(item.payload))
+                elif part == "note_v2":
+                    remote_id = self._post_dedup(self.client.create_book_note_v2, item.book_id,
+                                                 **_note_v2_body(item.payload))
+                else:
+                    remote_id = self._post_guarded_note(item)
+                    if remote_id is _UNSETTLED:
+                        return
+            except E.NotFoundError as exc:
+                self._book_gone("annotations", [item], exc)
+                return
+            except E.ServerError as exc:
+                if exc.status == 500 and self._book_missing(item.book_id):
+                    self._book_gone("annotations", [item], exc)
+                else:
+                    self._error("annotations", [item], exc)
+                return
+            except E.OutcomeUnknownError as exc:
+                state = "uncertain" if part == "book_note" else "pending"
+                self._fail("annotations", [item], f"outcome unknown: {exc.last_error}",
+                           state=state)
+                return
+            except E.BookLoreError as exc:
+                self._error("annotations", [item], exc)
+                return
+            if len(parts) > 1:
+                self.store.mark_annotation_part(item.id, part, book_id=item.book_id,
+                                                remote_id=_int_or_none(remote_id))
+        self._synced("annotations", [item], book_id=item.book_id,
+                     destination=parts[-1] if len(parts) == 1 else "both",
+                     remote_id=_int_or_none(remote_id))
+
+    def _post_dedup(self, send: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A POST the server deduplicates: 409 / "already exists" is success."""
+        try:
+            answer = send(*args, **kwargs)
+        except E.AlreadyExistsError:
+            return None
+        return answer.get("id") if isinstance(answer, dict) else None
+
+    def _book_missing(self, book_id: int | None) -> bool:
+        if book_id is None:
+            return False
+        try:
+            self.client.get_book(book_id)
+        except E.NotFoundError:
+            return True
+        except E.BookLoreError:
+            return False
+        return False
+
+    def _post_guarded_note(self, item: QueueItem) -> Any:
+        """A v1 book note (not deduplicated): verify an earlier unknown outcome first."""
+        title, content = _book_note_fields(item)
+        if item.state in UNCERTAIN_STATES:
+            found = self._check_remote(self.client.book_note_v1_present, item, "annotations",
+                                       item.book_id, title=title, content=content)
+            if found is _UNSETTLED:
+                return _UNSETTLED
+            if found:
+                return None
+        self.store.set_state("annotations", [item.id], "in_flight")
+        answer = self.client.create_book_note_v1(item.book_id, title=title, content=content)
+        return answer.get("id") if isinstance(answer, dict) else None
+
+    def _check_remote(self, present: Callable[..., bool], item: QueueItem, queue: str,
+                      *args: Any, **kwargs: Any) -> Any:
+        """Whether an item is already on the server; _UNSETTLED when that cannot be checked."""
+        if "booklore" not in self.accounts:
+            self.report.missing_accounts.add("booklore")
+            self._skip(queue, [item], NEEDS_CHECK)
+            return _UNSETTLED
+        return present(*args, **kwargs)
+
+    # ========================================================== bookmarks
+    def _sync_bookmarks(self, items: list[QueueItem]) -> None:
+        items = self._split_matched("bookmarks", items)
+        for item in items:
+            p = item.payload
+            paged = bool(p.get("paged"))
+            if not paged and not p.get("cfi"):
+                self._skip("bookmarks", [item], item.last_error or
+                           "no EPUB CFI for this position (it cannot be placed in the book)")
+                continue
+            if not self._usable("bookmarks", [item], "booklore"):
+                continue
+            title = p.get("title") or "Bookmark"
+            try:
+                if paged:
+                    remote = None
+                    found = False
+                    if item.state in UNCERTAIN_STATES:
+                        found = self._check_remote(
+                            self.client.bookmark_without_cfi_present, item, "bookmarks",
+                            item.book_id, title=title)
+                        if found is _UNSETTLED:
+                            continue
+                    if not found:
+                        self.store.set_state("bookmarks", [item.id], "in_flight")
+                        remote = self.client.create_bookmark(item.book_id, cfi=None, title=title)
+                    remote_id = remote.get("id") if isinstance(remote, dict) else None
+                else:
+                    remote_id = self._post_dedup(self.client.create_bookmark, item.book_id,
+                                                 cfi=p["cfi"], title=title)
+            except E.NotFoundError as exc:
+                self._book_gone("bookmarks", [item], exc)
+                continue
+            except E.ServerError as exc:
+                if exc.status == 500 and self._book_missing(item.book_id):
+                    self._book_gone("bookmarks", [item], exc)
+                else:
+                    self._error("bookmarks", [item], exc)
+                continue
+            except E.OutcomeUnknownError as exc:
+                self._fail("bookmarks", [item], f"outcome unknown: {exc.last_error}",
+                           state="uncertain" if paged else "pending")
+                continue
+            except E.BookLoreError as exc:
+                self._error("bookmarks", [item], exc)
+                continue
+            self._synced("bookmarks", [item], book_id=item.book_id,
+                         remote_id=_int_or_none(remote_id))
+
+    # =========================================================== progress
+    def _sync_progress(self, items: list[QueueItem]) -> None:
+        if not self._usable("progress", items, "koreader"):
+            return
+        device_default = self.settings.get("device.name") or "booklore-sync"
+        for item in items:
+            if not self._usable("progress", [item], "koreader"):
+                continue
+            progress = item.key["progress"]
+            fraction = float(item.key["percentage"])
+            try:
+                verdict = self._progress_verdict(item, progress, fraction)
+                if verdict == "server_ahead":
+                    self._synced("progress", [item], outcome="server_ahead",
+                                 expected={item.id: (progress, fraction)})
+                    continue
+                self.client.put_progress(
+                    item.fingerprint, progress=progress, percentage=fraction,
+                    device=item.payload.get("device") or device_default,
+                    device_id=item.payload.get("device_id") or device_default)
+            except E.NotFoundError as exc:
+                self._skip("progress", [item], f"{UNKNOWN_TO_SERVER} ({exc.message})")
+                continue
+            except E.OutcomeUnknownError as exc:
+                self._fail("progress", [item], f"outcome unknown: {exc.last_error}")
+                continue
+            except E.BookLoreError as exc:
+                self._error("progress", [item], exc)
+                continue
+            self._synced("progress", [item], outcome="pushed",
+                         expected={item.id: (progress, fraction)})
+
+    def _progress_verdict(self, item: QueueItem, progress: str, fraction: float) -> str:
+        """'push' or 'server_ahead', by koreader-data.md §8.3."""
+        known = self.books.get(item.fingerprint)
+        if known is not None and known.book_raw is not None:
+            kp = known.book_raw.get("koreaderProgress")
+            server_pct = kp.get("percentage") if isinstance(kp, dict) else None
+            if server_pct is None or float(server_pct) <= fraction * 100 - 0.05:
+                return "push"  # settled by this run's lookup: no read needed
+        server = self.client.get_progress(item.fingerprint)
+        if server is None or server.timestamp is None or server.percentage is None:
+            return "push"
+        ours = self.store.last_synced_progress(item.fingerprint, pushed_only=True)
+        if ours is not None and server.progress == ours[0] \
+                and abs(float(server.percentage) - ours[1]) <= 0.00005:
+            return "push"  # the server holds our own last push
+        local_time = item.payload.get("position_time")
+        newer = local_time is None or server.timestamp > int(local_time)
+        if newer and float(server.percentage) > fraction:
+            return "server_ahead"
+        return "push"
+
+    # =========================================================== sessions
+    def _sync_sessions(self, items: list[QueueItem]) -> None:
+        items = self._split_matched("sessions", items)
+        if not items:
+            return
+        caps = self.caps
+        upstream = caps is not None and caps.flavour == "upstream"
+        if upstream or "koreader" not in self.accounts or "koreader" in self.dead_accounts:
+            if not self._usable("sessions", items, "booklore"):
+                return
+        groups: dict[tuple[int, str], list[QueueItem]] = defaultdict(list)
+        for item in items:
+            groups[(item.book_id, item.payload.get("bookType") or "EPUB")].append(item)  # type: ignore[index]
+        for (book_id, book_type), group in groups.items():
+            self._sync_book_sessions(book_id, book_type, group)
+
+    def _sync_book_sessions(self, book_id: int, book_type: str, items: list[QueueItem]) -> None:
+        doubtful = [i for i in items if i.state in UNCERTAIN_STATES]
+        if doubtful:
+            if "booklore" not in self.accounts or "booklore" in self.dead_accounts:
+                if "booklore" not in self.accounts:
+                    self.report.missing_accounts.add("booklore")
+                self._skip("sessions", doubtful, NEEDS_CHECK)
+                items = [i for i in items if i.state not in UNCERTAIN_STATES]
+            else:
+                try:
+                    present = self.client.verify_sessions(
+                        book_id, [_session_in(i.payload) for i in doubtful])
+                except E.NotFoundError as exc:
+                    self._book_gone("sessions", items, exc)
+                    return
+                except E.BookLoreError as exc:
+                    self._error("sessions", items, exc)
+                    return
+                there = [i for i, yes in zip(doubtful, present, strict=True) if yes]
+                self._synced("sessions", there, book_id=book_id)
+                sent = {i.id for i in there}
+                items = [i for i in items if i.id not in sent]
+        for start in range(0, len(items), BATCH_SIZE):
+            chunk = items[start:start + BATCH_SIZE]
+            if self.caps is not None and self.caps.batch:
+                if self._send_batch(book_id, book_type, chunk):
+                    continue
+            for item in chunk:
+                if item.id in self._settled["sessions"]:
+                    continue
+                if not self._send_single(book_id, book_type, item):
+                    break
+
+    def _send_batch(self, book_id: int, book_type: str, chunk: list[QueueItem]) -> bool:
+        """True when the chunk is settled; False to fall back to single posts."""
+        self.store.set_state("sessions", [i.id for i in chunk], "in_flight")
+        try:
+            self.client.post_sessions_batch(book_id, book_type,
+                                            [_session_in(i.payload) for i in chunk])
+        except E.OutcomeUnknownError as exc:
+            self._fail("sessions", chunk, f"outcome unknown: {exc.last_error}", state="uncertain")
+            return True
+        except E.BookLoreError as exc:
+            if E.batch_refused(exc):
+                # nothing was stored (all or nothing): the single posts are safe
+                self.store.set_state("sessions", [i.id for i in chunk], "pending")
+                self.caps = self.caps.with_(batch=False)
+                mark = getattr(self.client, "mark_no_batch", None)
+                if mark is not None:
+                    mark()
+                return False
+            if isinstance(exc, E.NotFoundError):
+                self.store.set_state("sessions", [i.id for i in chunk], "pending")
+                self._book_gone("sessions", chunk, exc)
+                return True
+            self._error("sessions", chunk, exc)
+            return True
+        self._synced("sessions", chunk, book_id=book_id)
+        return True
+
+    def _send_single(self, book_id: int, book_type: str, item: QueueItem) -> bool:
+        """Post one session; False when the rest of this book should wait."""
+        self.store.set_state("sessions", [item.id], "in_flight")
+        try:
+            self.client.post_session(book_id, book_type, _session_in(item.payload))
+        except E.OutcomeUnknownError as exc:
+            self._fail("sessions", [item], f"outcome unknown: {exc.last_error}", state="uncertain")
+            return True
+        except E.NotFoundError as exc:
+            self.store.set_state("sessions", [item.id], "pending")
+            self._book_gone("sessions", [item], exc)
+            return False
+        except E.BookLoreError as exc:
+            self._error("sessions", [item], exc)
+            return not isinstance(exc, E.AuthError)
+        self._synced("sessions", [item], book_id=book_id)
+        return True
+
+
+_UNSETTLED = object()
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _reason_class(reason: str) -> str:
+    return reason if len(reason) <= 120 else reason[:117] + "..."
+
+
+def _session_in(p: Mapping[str, Any]) -> SessionIn:
+    start = parse_time(p["startTime"]) or datetime.now(timezone.utc)
+    end = parse_time(p["endTime"]) or start
+    return SessionIn(
+        start_time=start, end_time=end, duration_seconds=int(p["durationSeconds"]),
+        start_progress=p.get("startProgress"), end_progress=p.get("endProgress"),
+        progress_delta=p.get("progressDelta"), start_location=p.get("startLocation"),
+        end_location=p.get("endLocation"), duration_formatted=p.get("durationFormatted"))
+
+
+def _annotation_body(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {"cfi": p["cfi"], "text": p.get("text") or "", "color": p.get("color"),
+            "style": p.get("style"), "note": p.get("note") or None,
+            "chapter_title": p.get("chapter") or None}
+
+
+def _note_v2_body(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {"cfi": p["cfi"], "note_content": p.get("note") or p.get("text") or "",
+            "selected_text": p.get("text") or None, "color": p.get("color"),
+            "chapter_title": p.get("chapter") or None}
+
+
+def _book_note_fields(item: QueueItem) -> tuple[str, str]:
+    """Title and content of a v1 book note (koreader-data.md §6.7, §7.6)."""
+    p = item.payload
+    chapter = p.get("chapter") or ""
+    if p.get("paged"):
+        page = p.get("page")
+        title = f"p. {page}" if page is not None else "Note"
+        if chapter:
+            title += f" — {chapter}"
+        text = p.get("text") or ""
+        note = p.get("note") or ""
+        content = text + (f"\n\n{note}" if note else "")
+        return title[:255], content or "(empty highlight)"
+    title = chapter[:255] if chapter else "Note"
+    return title, p.get("note") or p.get("text") or ""

@@ -1,0 +1,99 @@
+"""The outcome of a sync run: per-queue counts, reasons, exit code (spec §4.1, §6.3, §6.4)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from booklore_sync.store.db import LETTERS, QUEUES
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OFFLINE, EXIT_LOCKED = 0, 1, 2, 3, 4
+
+
+@dataclass
+class QueueTally:
+    synced: int = 0
+    failed: int = 0
+    skipped: int = 0
+    fail_reasons: Counter[str] = field(default_factory=Counter)
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+
+    def as_json(self) -> dict[str, int]:
+        return {"synced": self.synced, "failed": self.failed, "skipped": self.skipped}
+
+
+@dataclass
+class SyncReport:
+    queues: dict[str, QueueTally] = field(default_factory=lambda: {q: QueueTally() for q in QUEUES})
+    offline: bool = False
+    locked: bool = False
+    server_lost: bool = False
+    missing_accounts: set[str] = field(default_factory=set)
+    rejected_accounts: dict[str, str] = field(default_factory=dict)  # account -> message
+    config_errors: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    newly_matched: int = 0
+
+    def merge(self, other: SyncReport) -> None:
+        for q in QUEUES:
+            mine, theirs = self.queues[q], other.queues[q]
+            mine.synced += theirs.synced
+            mine.failed += theirs.failed
+            mine.skipped += theirs.skipped
+            mine.fail_reasons.update(theirs.fail_reasons)
+            mine.skip_reasons.update(theirs.skip_reasons)
+        self.offline |= other.offline
+        self.server_lost |= other.server_lost
+        self.missing_accounts |= other.missing_accounts
+        self.rejected_accounts.update(other.rejected_accounts)
+        self.config_errors += other.config_errors
+        self.messages += other.messages
+
+    @property
+    def failed(self) -> int:
+        return sum(t.failed for t in self.queues.values())
+
+    @property
+    def synced(self) -> int:
+        return sum(t.synced for t in self.queues.values())
+
+    @property
+    def exit_code(self) -> int:
+        if self.locked:
+            return EXIT_LOCKED
+        if self.offline:
+            return EXIT_OFFLINE
+        if self.missing_accounts or self.rejected_accounts or self.config_errors:
+            return EXIT_USAGE
+        if self.failed:
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {q: self.queues[q].as_json() for q in QUEUES}
+        data["offline"] = self.offline
+        return data
+
+    def summary_lines(self) -> list[str]:
+        """``S: 12 synced, 1 failed`` … one line per queue that had anything."""
+        lines = []
+        for q in QUEUES:
+            t = self.queues[q]
+            if not (t.synced or t.failed or t.skipped):
+                continue
+            parts = [f"{t.synced} synced"]
+            if t.failed:
+                parts.append(f"{t.failed} failed")
+            if t.skipped:
+                parts.append(f"{t.skipped} skipped")
+            line = f"{LETTERS[q]}: {', '.join(parts)}"
+            reasons = [f"{n}× {r}" if n > 1 else r for r, n in t.fail_reasons.most_common(3)]
+            reasons += [f"skipped: {n}× {r}" if n > 1 else f"skipped: {r}"
+                        for r, n in t.skip_reasons.most_common(3)]
+            if reasons:
+                line += " (" + "; ".join(reasons) + ")"
+            lines.append(line)
+        if not lines:
+            lines.append("Nothing to sync: all queues are empty.")
+        return lines

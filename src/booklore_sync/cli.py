@@ -87,6 +87,78 @@ def status(
     raise typer.Exit(run_status(json_out, verbose))
 
 
+# ----------------------------------------------------------------------- scan
+@app.command()
+def scan(
+    source: Path = typer.Argument(..., help="A mounted e-reader, a synced KOReader folder, "
+                                  "or KOReader's data directory."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be queued; change "
+                                 "nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (spec §6.4)."),
+) -> None:
+    """Read KOReader's data and queue every new session, highlight, note, bookmark,
+    rating and reading position (never writes to SOURCE, never contacts the server)."""
+    from booklore_sync.koreader.scan import SourceError, scan_source
+
+    cfg = load_config()
+    with open_store(cfg) as store, progress_bar("Scanning", enabled=not json_out) as on_progress:
+        try:
+            report = scan_source(store, source, cfg.settings(), dry_run=dry_run,
+                                 on_progress=on_progress)
+        except SourceError as exc:
+            err(f"Error: {exc}")
+            raise typer.Exit(EXIT_USAGE) from None
+    data = report.to_json()
+    for problem in data.get("errors", []):
+        err(f"warning: {problem['file']}: {problem['error']} (skipped)")
+    if json_out:
+        out_json(data)
+        return
+    queued = data["queued"]
+    verb = "would queue" if dry_run else "queued"
+    typer.echo(f"{data['books']} books; {verb}: " + ", ".join(
+        f"{queued[q]} {q}" for q in QUEUES) + (" (dry run: nothing changed)" if dry_run else ""))
+    for warning in data.get("warnings", []):
+        err(f"note: {warning.get('file', '')}: {warning.get('error', warning.get('warning', ''))}")
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Any]:
+    """A transient progress bar on stderr when it is a terminal, else nothing."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                        console=Console(stderr=True), transient=True)
+    task = progress.add_task(label, total=None)
+    with progress:
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+# ---------------------------------------------------------------------- watch
+@app.command()
+def watch(
+    source: Path = typer.Argument(..., help="The KOReader folder to watch."),
+    interval: float = typer.Option(300, "--interval", min=1,
+                                   help="Scan + sync at least this often (seconds)."),
+) -> None:
+    """Scan + sync whenever SOURCE changes, and at least every interval; survives the
+    server being away; SIGINT/SIGTERM stop it cleanly."""
+    from booklore_sync.watch import run_watch
+
+    cfg = load_config()
+    if not source.exists():
+        err(f"Error: {source} does not exist")
+        raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(run_watch(cfg, source, interval))
+
+
 # ----------------------------------------------------------------------- sync
 @app.command()
 def sync(
@@ -97,29 +169,10 @@ def sync(
     from booklore_sync.sync.runner import sync_once
 
     cfg = load_config()
-    with progress_reporter(enabled=not json_out) as on_progress:
+    with progress_bar("Syncing", enabled=not json_out) as on_progress:
         report = sync_once(cfg, on_progress=on_progress)
     print_sync_report(report, json_out=json_out)
     raise typer.Exit(report.exit_code)
-
-
-@contextmanager
-def progress_reporter(enabled: bool = True) -> Iterator[Any]:
-    """A progress bar on stderr when it is a terminal (long runs), else nothing."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    progress = Progress(TextColumn("Syncing"), BarColumn(), MofNCompleteColumn(),
-                        console=Console(stderr=True), transient=True)
-    task = progress.add_task("sync", total=None)
-    with progress:
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        yield update
 
 
 def print_sync_report(report: Any, *, json_out: bool) -> None:
@@ -145,6 +198,89 @@ def print_sync_report(report: Any, *, json_out: bool) -> None:
         return
     for line in report.summary_lines():
         typer.echo(line)
+
+
+# ---------------------------------------------------------------------- match
+@app.command()
+def match(
+    auto_only: bool = typer.Option(False, "--auto-only",
+                                   help="Only the automatic step (fingerprint, ISBN)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Match Unmatched Books: by fingerprint and ISBN, then (on a terminal) by hand.
+    Pending items of newly matched books are uploaded before it returns."""
+    from booklore_sync.sync.matching import run_match
+
+    cfg = load_config()
+    interactive = is_interactive() and not auto_only and not json_out
+    prompter = None
+    if interactive:
+        from booklore_sync.sync.manual import TerminalPrompter
+
+        prompter = TerminalPrompter()
+    outcome = run_match(cfg, interactive=interactive, prompter=prompter)
+    for message in outcome.messages:
+        err(message)
+    if outcome.uploads.synced or outcome.uploads.failed:
+        for line in outcome.uploads.summary_lines():
+            err(f"uploaded: {line}")
+    if json_out:
+        out_json(outcome.to_json())
+    else:
+        typer.echo(f"{outcome.matched} newly matched, {outcome.still_unmatched} still unmatched.")
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def link(
+    book: str = typer.Argument(..., help="The book's file path or fingerprint (as cached)."),
+    booklore_id: int = typer.Argument(..., help="The BookLore book ID."),
+) -> None:
+    """Match one cached book to a BookLore book ID by hand."""
+    from booklore_sync.sync.matching import LinkError, run_link
+
+    cfg = load_config()
+    try:
+        message = run_link(cfg, book, booklore_id)
+    except LinkError as exc:
+        err(f"Error: {exc}")
+        raise typer.Exit(exc.code) from None
+    typer.echo(message)
+
+
+@advanced_app.command("rematch-all")
+def rematch_all(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Re-match All Books in Cache: forget every stored book ID and resolve them again."""
+    from booklore_sync.sync.matching import run_rematch
+
+    if not yes and not is_interactive():
+        err("Error: this forgets every stored book ID (manual links included); add --yes "
+            "to confirm (no terminal to ask on).")
+        raise typer.Exit(EXIT_USAGE)
+    cfg = load_config()
+
+    shown: list[str] = []
+
+    def confirm(warnings: list[str]) -> bool:
+        for w in warnings:
+            err(w)
+        shown.extend(warnings)
+        if yes:
+            return True
+        return typer.confirm("Forget every stored book ID (manual links included) and match "
+                             "all books again?", default=False, err=True)
+
+    code, result, messages = run_rematch(cfg, confirm=confirm)
+    for m in messages:
+        if m not in shown:
+            err(m)
+    if result is not None:
+        typer.echo(f"Re-matched: {result.rematched}; changed: {result.changed}; now unmatched: "
+                   f"{result.now_unmatched}; newly matched: {result.newly_matched}; "
+                   f"still unmatched: {result.unmatched}.")
+    raise typer.Exit(code)
 
 
 # ------------------------------------------------------------- clear-pending

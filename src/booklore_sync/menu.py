@@ -90,3 +90,143 @@ def clear_history_dialog(store: Store) -> dict[str, int] | None:
     for name in selected:
         _say(f"Cleared {cleared[name]} rows of {HISTORY_LABELS[name].lower()}.")
     return cleared
+
+
+# ------------------------------------------------------------------ the menu
+def _with_back_keys(question: Any) -> Any:
+    """Esc and q leave a list (answer None), as 'back'."""
+    from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
+
+    kb = KeyBindings()
+
+    @kb.add("escape", eager=True)
+    @kb.add("q")
+    def _back(event: Any) -> None:
+        event.app.exit(result=None)
+
+    app = question.application
+    app.key_bindings = merge_key_bindings([app.key_bindings, kb])
+    return question
+
+
+def _select(message: str, choices: list[Any]) -> Any:
+    q = _q()
+    return _with_back_keys(q.select(message, choices=choices, instruction="(arrows, Enter; Esc/q back)")).ask()
+
+
+def _pause() -> None:
+    _q().press_any_key_to_continue("Press any key to close").ask()
+
+
+def _open_store(cfg: Any) -> Store:
+    return Store.open(cfg.store_path)
+
+
+def run_menu(cfg: Any) -> int:
+    """Tools → BookLore Sync → Sync & Cache, in a terminal."""
+    from booklore_sync.labels import (
+        ADVANCED,
+        CLEAR_CACHE,
+        CLEAR_PENDING,
+        MATCH,
+        SYNC,
+        VIEW,
+        menu_entries,
+    )
+
+    q = _q()
+    while True:
+        with _open_store(cfg) as store:
+            entries = menu_entries(store.counts(), store.cache_counts())
+        choices = [q.Choice(e.label, value=e.action, disabled=None if e.enabled else "greyed out")
+                   for e in entries]
+        choices.append(q.Choice("Close", value="close"))
+        action = _select("Sync & Cache", choices)
+        if action in (None, "close"):
+            return 0
+        if action == SYNC:
+            _menu_sync(cfg)
+        elif action == VIEW:
+            _menu_view(cfg)
+        elif action == MATCH:
+            _menu_match(cfg)
+        elif action == CLEAR_PENDING:
+            with _open_store(cfg) as store:
+                clear_pending_dialog(store)
+        elif action == ADVANCED:
+            _menu_advanced(cfg)
+        elif action == CLEAR_CACHE:
+            with _open_store(cfg) as store:
+                removed = store.clear_cache()
+            _say(f"Cache cleared ({removed} books).")
+
+
+def _menu_sync(cfg: Any) -> None:
+    from booklore_sync.sync.runner import sync_once
+
+    report = sync_once(cfg)
+    for message in report.messages + report.config_errors:
+        _say(message)
+    for account in sorted(report.missing_accounts):
+        _say(f"The {'BookLore' if account == 'booklore' else 'KOReader'} account is not "
+             "configured; its items stay queued.")
+    for message in report.rejected_accounts.values():
+        _say(message)
+    if not (report.offline or report.locked):
+        _say(f"Synced {report.synced} items, {report.failed} failed.")
+        for line in report.summary_lines():
+            _say("  " + line)
+
+
+def _menu_view(cfg: Any) -> None:
+    from booklore_sync.status import status_data, status_text
+
+    with _open_store(cfg) as store:
+        text = status_text(status_data(store))
+    _say(text)
+    _pause()
+
+
+def _menu_match(cfg: Any) -> None:
+    from booklore_sync.sync.manual import TerminalPrompter
+    from booklore_sync.sync.matching import run_match
+
+    outcome = run_match(cfg, interactive=True, prompter=TerminalPrompter())
+    for message in outcome.messages:
+        _say(message)
+    _say(f"{outcome.matched} newly matched, {outcome.still_unmatched} still unmatched.")
+
+
+def _menu_advanced(cfg: Any) -> None:
+    q = _q()
+    while True:
+        action = _select("Advanced", [
+            q.Choice("Re-match All Books in Cache", value="rematch"),
+            q.Choice("Clear...", value="clear"),
+            q.Choice("Back", value="back"),
+        ])
+        if action in (None, "back"):
+            return
+        if action == "clear":
+            with _open_store(cfg) as store:
+                clear_history_dialog(store)
+        elif action == "rematch":
+            _menu_rematch(cfg)
+
+
+def _menu_rematch(cfg: Any) -> None:
+    from booklore_sync.sync.matching import run_rematch
+
+    def confirm(warnings: list[str]) -> bool:
+        for w in warnings:
+            _say(w)
+        return bool(_q().confirm("Forget every stored book ID (manual links included) and "
+                                 "match all books again?", default=False).ask())
+
+    code, result, messages = run_rematch(cfg, confirm=confirm)
+    for m in messages:
+        if not m.startswith("This server cannot"):
+            _say(m)
+    if result is not None:
+        _say(f"Re-matched: {result.rematched}; changed: {result.changed}; now unmatched: "
+             f"{result.now_unmatched}; newly matched: {result.newly_matched}.")

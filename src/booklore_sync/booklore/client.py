@@ -734,6 +734,13 @@ class BookLoreClient:
 
         found = [v for v in (bhk, search, bhb) if v is not None]
         flavour = "fork" if any(found) else ("upstream" if found else None)
+        if flavour is None and previous is not None:
+            # nothing could be probed (accounts refused): an older result for this
+            # version is better than nothing; it stays in the cache as it was
+            caps = previous.with_(koreader_auth_ok=ko_ok, koreader_linked=ko_linked, booklore_auth_ok=bl_ok)
+            with self._caps_lock:
+                self._caps = caps
+            return caps
         is_fork = None if flavour is None else flavour == "fork"
         batch = is_fork
         if previous is not None and previous.batch is False and previous.flavour == flavour:

@@ -1,0 +1,132 @@
+"""``booklore-sync emulator``: run the emulator in the foreground (booklore-api.md §7.1)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from .server import Emulator, start_emulator
+from .state import MODES, SeedError
+
+DEFAULT_PORT = 6060
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_account(value: str | tuple[str, str] | None, default: tuple[str, str]) -> tuple[str, str]:
+    """``NAME:PASSWORD`` (split at the first ``:``), a ``(name, password)`` pair, or None
+    for the default."""
+    if value is None:
+        return default
+    if isinstance(value, (tuple, list)):
+        name, password = value
+        return str(name), str(password)
+    if ":" not in value or not value.split(":", 1)[0]:
+        raise UsageError(f"expected NAME:PASSWORD, got {value!r}")
+    name, password = value.split(":", 1)
+    return name, password
+
+
+def _banner(emu: Emulator) -> list[str]:
+    acc = emu.state.accounts
+    lines = [emu.base_url]
+    if acc["user"]:
+        lines.append(f"BookLore user: {acc['user'][0]} / {acc['user'][1]}")
+    if acc["koreader_user"]:
+        lines.append(f"KOReader account: {acc['koreader_user'][0]} / {acc['koreader_user'][1]}")
+    if acc["admin"]:
+        lines.append(f"Admin user: {acc['admin'][0]} / {acc['admin'][1]}")
+    with emu.state.lock:
+        books = sum(1 for b in emu.state.data["books"].values() if not b["deleted"])
+    control = f"{emu.base_url}/__emulator/" if emu.control_enabled else "disabled"
+    lines.append(f"Mode: {emu.state.mode}; books: {books}; control API: {control}")
+    return lines
+
+
+def run_emulator_cli(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    library: str | os.PathLike[str] | None = None,
+    mode: str = "fork",
+    state_file: str | os.PathLike[str] | None = None,
+    user: str | tuple[str, str] | None = None,
+    koreader_user: str | tuple[str, str] | None = None,
+    admin: str | tuple[str, str] | None = None,
+    control: bool = False,
+    no_spa_fallback: bool = False,
+    fixed_bugs: bool = False,
+    seed: str | os.PathLike[str] | None = None,
+) -> int:
+    """Serve until SIGINT/SIGTERM.  The first stdout line is the base URL, then the
+    accounts.  Returns 0 after a signal, 2 for a usage/configuration error, 1 when the
+    port cannot be bound."""
+    try:
+        if mode not in MODES:
+            raise UsageError(f"--mode must be one of {', '.join(MODES)}")
+        accounts = {
+            "user": parse_account(user, ("demo", "demo")),
+            "koreader_user": parse_account(koreader_user, ("demo", "demo")),
+            "admin": parse_account(admin, ("admin", "admin")),
+        }
+        if library is not None and not os.path.isdir(library):
+            raise UsageError(f"--library: not a folder: {library}")
+        emu = start_emulator(
+            mode=mode, library=library, host=host, port=port, state_file=state_file,
+            seed=seed, control=True if control else None, spa_fallback=not no_spa_fallback,
+            fixed_bugs=fixed_bugs, **accounts,
+        )
+    except (UsageError, SeedError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+    done = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda _s, _f: done.set())
+    try:
+        for line in _banner(emu):
+            print(line, flush=True)
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m booklore_sync.emulator",
+                                     description="Run the BookLore emulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--library", metavar="DIR")
+    parser.add_argument("--mode", default="fork", choices=MODES)
+    parser.add_argument("--state", metavar="FILE", dest="state_file")
+    parser.add_argument("--seed", metavar="FILE")
+    parser.add_argument("--user", metavar="NAME:PASSWORD")
+    parser.add_argument("--koreader-user", metavar="NAME:PASSWORD")
+    parser.add_argument("--admin", metavar="NAME:PASSWORD")
+    parser.add_argument("--control", action="store_true",
+                        help="enable /__emulator/ even when not bound to loopback")
+    parser.add_argument("--no-spa-fallback", action="store_true")
+    parser.add_argument("--fixed-bugs", action="store_true")
+    args = parser.parse_args(argv)
+    return run_emulator_cli(
+        host=args.host, port=args.port, library=args.library, mode=args.mode,
+        state_file=args.state_file, user=args.user, koreader_user=args.koreader_user,
+        admin=args.admin, control=args.control, no_spa_fallback=args.no_spa_fallback,
+        fixed_bugs=args.fixed_bugs, seed=args.seed,
+    )

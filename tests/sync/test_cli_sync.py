@@ -1,0 +1,129 @@
+"""sync / match / link / rematch-all through the real entry point: JSON and exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import cli_json, run_cli
+from tests.sync.conftest import make_config, make_env, open_store, scan_into
+
+ZERO = {"synced": 0, "failed": 0, "skipped": 0}
+
+
+def test_sync_json_success_and_summary(home, kobo, emu):
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    code, data = cli_json("sync", "--json", env=make_env(emu.base_url))
+    assert code == 0
+    assert set(data) == {"sessions", "annotations", "ratings", "bookmarks", "progress", "offline"}
+    assert data["offline"] is False and data["sessions"]["synced"] > 0
+    proc = run_cli("sync", env=make_env(emu.base_url))
+    assert proc.returncode == 0
+    assert "Nothing to sync" in proc.stdout
+
+
+def test_sync_text_summary_lines(home, kobo, emu):
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    proc = run_cli("sync", env=make_env(emu.base_url))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("S: ") and "synced" in line for line in lines)
+    assert any(line.startswith("R: ") for line in lines)
+
+
+def test_sync_offline_json(home, kobo, emu):
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    url = emu.base_url
+    emu.stop()
+    code, data = cli_json("sync", "--json", env=make_env(url))
+    assert code == 3
+    assert data["offline"] is True
+    assert all(data[q] == ZERO for q in data if q != "offline")
+
+
+def test_sync_without_url_is_usage_error(home):
+    code, data = cli_json("sync", "--json")
+    assert code == 2 and data["offline"] is False
+
+
+def test_sync_lock_held_exit_4(home, emu):
+    script = textwrap.dedent(f"""
+        import time
+        from booklore_sync.store import SyncLock
+        SyncLock({str(home / 'sync.lock')!r}).acquire()
+        print("held", flush=True)
+        time.sleep(60)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, data = cli_json("sync", "--json", env=make_env(emu.base_url))
+        assert code == 4
+        assert data["offline"] is False and all(data[q] == ZERO for q in data if q != "offline")
+        proc = run_cli("sync", env=make_env(emu.base_url))
+        assert proc.returncode == 4 and "sync already in progress" in proc.stderr
+        code, data = cli_json("match", "--json", env=make_env(emu.base_url))
+        assert code == 4 and data == {"matched": 0, "still_unmatched": 0}
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_match_json_and_link(home, kobo, emu):
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    code, data = cli_json("match", "--json", env=make_env(emu.base_url))
+    assert code == 0 and data["matched"] >= 3 and set(data) == {"matched", "still_unmatched"}
+    with open_store(cfg) as store:
+        book = store.books()[0]
+    proc = run_cli("link", book.file_hash, "2", env=make_env(emu.base_url))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("link", "0" * 32, "2", env=make_env(emu.base_url))
+    assert proc.returncode == 2
+    proc = run_cli("link", book.file_hash, "98765", env=make_env(emu.base_url))
+    assert proc.returncode == 2 and "98765" in proc.stderr
+
+
+def test_match_offline(home, emu):
+    url = emu.base_url
+    emu.stop()
+    code, data = cli_json("match", "--json", env=make_env(url))
+    assert code == 1 and data == {"matched": 0, "still_unmatched": 0}
+
+
+def test_rematch_needs_yes_without_terminal(home, kobo, emu):
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    proc = run_cli("advanced", "rematch-all", env=make_env(emu.base_url))
+    assert proc.returncode == 2 and "--yes" in proc.stderr
+    proc = run_cli("advanced", "rematch-all", "--yes", env=make_env(emu.base_url))
+    assert proc.returncode == 0, proc.stderr
+    assert "Re-matched" in proc.stdout
+
+
+def test_rematch_upstream_warns(home, kobo, emulator_factory):
+    emu = emulator_factory("upstream")
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    proc = run_cli("advanced", "rematch-all", "--yes", env=make_env(emu.base_url))
+    assert proc.returncode == 0
+    assert "fingerprint" in proc.stderr
+
+
+def test_secrets_never_printed(home, kobo, emu):
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    env = make_env(emu.base_url)
+    env["BOOKLORE_PASSWORD"] = "s3cret-Passw0rd"
+    env["BOOKLORE_KOREADER_PASSWORD"] = "k0reader-Secret"
+    for args in (("sync",), ("sync", "--json"), ("match", "--json"), ("config",),
+                 ("status", "--verbose")):
+        proc = run_cli(*args, env=env)
+        for secret in ("s3cret-Passw0rd", "k0reader-Secret"):
+            assert secret not in proc.stdout + proc.stderr, args

@@ -1,0 +1,110 @@
+"""Benchmark: scan of 10,000 generated books with sidecars (Kobo layout).
+
+Prints files/s of a first scan, of a rescan of unchanged data, and the ratio
+against a bare loop that reads each book's 12 KiB fingerprint samples and each
+sidecar's bytes.  Targets: first scan ≤ 6× the bare loop; rescan ≤ 0.2× the
+first scan (and queueing nothing).
+
+    python bench/bench_scan.py [--small] [--books N]
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from booklore_sync.koreader.fingerprint import OFFSETS, partial_md5
+from booklore_sync.koreader.luatable import dump
+from booklore_sync.koreader.scan import scan_source
+from booklore_sync.store import Store
+
+
+def generate(root: Path, n: int, seed: int = 3) -> list[tuple[Path, Path]]:
+    rnd = random.Random(seed)
+    data_dir = root / ".adds" / "koreader"
+    data_dir.mkdir(parents=True)
+    (data_dir / "settings.reader.lua").write_bytes(dump(
+        {"device_id": "0123456789ABCDEF0123456789ABCDEF", "document_metadata_folder": "doc"},
+        "/mnt/onboard/.adds/koreader/settings.reader.lua"))
+    pairs = []
+    for i in range(n):
+        folder = root / "Books" / f"shelf{i // 500:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        book = folder / f"book{i:05d}.pdf"
+        book.write_bytes(rnd.randbytes(rnd.randint(6_000, 40_000)))
+        sdr = folder / f"book{i:05d}.sdr"
+        sdr.mkdir()
+        anns = []
+        for k in range(3):
+            page = rnd.randint(1, 300)
+            anns.append({
+                "chapter": f"Chapter {page // 20}", "color": "yellow",
+                "datetime": f"2024-0{1 + k}-1{k} 10:{i % 60:02d}:{k:02d}",
+                "drawer": "lighten" if k < 2 else None, "page": page, "pageno": page,
+                "pos0": {"page": page, "x": 10.5 + k, "y": 20.25, "zoom": 1.5, "rotation": 0},
+                "pos1": {"page": page, "x": 110.5, "y": 40.25, "zoom": 1.5, "rotation": 0},
+                "text": f"highlighted text {i} {k} " * 5 if k < 2 else None,
+            })
+        sidecar = {
+            "annotations": anns, "doc_pages": 300,
+            "doc_path": f"/mnt/onboard/Books/shelf{i // 500:02d}/book{i:05d}.pdf",
+            "doc_props": {"title": f"Generated book {i}", "authors": "A. Writer"},
+            "last_page": rnd.randint(1, 300), "partial_md5_checksum": partial_md5(book),
+            "percent_finished": rnd.random(), "summary": {"rating": 1 + i % 5, "status": "reading"},
+        }
+        path = sdr / "metadata.pdf.lua"
+        path.write_bytes(dump(sidecar, str(path)))
+        pairs.append((book, path))
+    return pairs
+
+
+def bare_loop(pairs: list[tuple[Path, Path]]) -> int:
+    total = 0
+    for book, sidecar in pairs:
+        size = os.path.getsize(book)
+        with open(book, "rb") as fh:
+            for off in OFFSETS:
+                if off >= size:
+                    break
+                fh.seek(off)
+                total += len(fh.read(1024))
+        with open(sidecar, "rb") as fh:
+            total += len(fh.read())
+    return total
+
+
+def main() -> None:
+    n = 1000 if "--small" in sys.argv else 10_000
+    if "--books" in sys.argv:
+        n = int(sys.argv[sys.argv.index("--books") + 1])
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "device"
+        t0 = time.perf_counter()
+        pairs = generate(root, n)
+        print(f"generated {n:,} books + sidecars in {time.perf_counter() - t0:.1f} s")
+        bare = min(_timed(bare_loop, pairs)[0] for _ in range(3))
+        store = Store.open(Path(tmp) / "store" / "store.sqlite3")
+        first, report = _timed(scan_source, store, root, {"device.timezone": "UTC"})
+        assert report.books == n and not report.errors, report.to_json()
+        second, again = _timed(scan_source, store, root, {"device.timezone": "UTC"})
+        assert sum(again.queued.values()) == 0 and again.books == n
+        store.close()
+        print(f"bare loop (12 KiB samples + sidecar bytes): {bare:.2f} s, {n / bare:,.0f} files/s")
+        print(f"first scan:  {first:.2f} s, {n / first:,.0f} books/s, queued {report.queued}")
+        print(f"rescan:      {second:.2f} s, {n / second:,.0f} books/s, queued nothing")
+        print(f"first scan / bare loop = {first / bare:.2f}  (target ≤ 6)")
+        print(f"rescan / first scan    = {second / first:.2f}  (target ≤ 0.2)")
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t0, out
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,6 @@ from booklore_sync.emulator import start_emulator
 
 from .conftest import (
     DATA_CONFLICT,
-    H1,
     MALFORMED,
     UNEXPECTED,
     Api,
@@ -266,7 +265,3 @@ def test_list_sessions_errors(mapi: Api):
                      f"/api/v1/reading-sessions/book/{bid}")
     assert_error(mapi.get(f"/api/v1/reading-sessions/book/{bid}?size=x"), 500, UNEXPECTED)
     assert_error(mapi.get("/api/v1/reading-sessions/book/x"), 500, UNEXPECTED)
-
-
-def test_list_sessions_unknown_hash_book_is_default_h1():
-    assert H1 == "a" * 32

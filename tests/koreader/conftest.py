@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
+# shared/ lies beside the repository (in development and in CI)
 SHARED = Path(__file__).resolve().parents[3] / "shared"
-if not SHARED.is_dir():  # CI lays shared/ beside the clone
-    SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 FIXTURES = SHARED / "fixtures"
 KOBO = FIXTURES / "kobo"
 BOOKS = FIXTURES / "books"

@@ -468,7 +468,12 @@ class BookLoreClient:
             if status == 400 and _is_data_conflict(message) and attempt == 0:
                 log.info("login collided with another login in the same second; retrying once")
                 continue
+            if status == 400 and _is_data_conflict(message):
+                # a second same-second collision: not a credentials problem
+                raise RequestRejectedError(f"BookLore login collided: {message}", **kw)
             if status == 400:
+                # "Invalid credentials" (or a blank field): a configuration error, never
+                # retried in this run (each retry feeds the server's rate limiter)
                 err = AuthError(
                     f"BookLore login rejected: {message}", account="booklore", kind="rejected", **kw
                 )

@@ -29,7 +29,7 @@ PLATFORM_PLACES = (".adds/koreader", "koreader", "applications/koreader")
 BUILTIN_PREFIXES = ("/mnt/onboard/", "/mnt/us/", "/mnt/ext1/")
 BOOK_EXTENSIONS = frozenset("""
 epub pdf djvu djv cbz cbr cb7 cbt fb2 fbz mobi prc azw azw3 txt html htm xhtml docx doc rtf
-odt chm xps oxps md zip
+odt chm xps oxps
 """.split())
 _META = re.compile(r"^metadata\.([^/]+)\.lua(\.old)?$")
 _HASH_DIR = re.compile(r"^([0-9a-f]{32})\.sdr$")
@@ -57,7 +57,7 @@ def find_layout(source: str | os.PathLike[str]) -> Layout:
     src = src.resolve()
     if (src / "settings.reader.lua").is_file():
         root = None
-        for place in PLATFORM_PLACES:
+        for place in sorted(PLATFORM_PLACES, key=lambda p: -len(Path(p).parts)):
             parts = Path(place).parts
             if len(src.parts) > len(parts) and tuple(src.parts[-len(parts):]) == parts:
                 root = src.parents[len(parts) - 1]

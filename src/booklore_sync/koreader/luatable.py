@@ -63,6 +63,8 @@ _NUMBER = re.compile(
     rb"0[xX][0-9a-fA-F]+(?:\.[0-9a-fA-F]*)?(?:[pP][+-]?[0-9]+)?"
     rb"|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+# the common case: plain decimal integers and fractions, not followed by numeral characters
+_PLAIN_NUMBER = re.compile(rb"[0-9]+(?:\.[0-9]+)?(?![0-9A-Za-z_.])")
 _LONG_OPEN = re.compile(rb"\[(=*)\[")
 # the usual KOReader entry head: `["key"] = ` or `[12] = `
 _STR_KEY = re.compile(rb'\["([^"\\\n\r]*)"\][ \t]*=[ \t]*')
@@ -167,6 +169,14 @@ class _Parser:
             raw, pos = self.short_string(pos, c)
             return raw.decode("utf-8", "surrogateescape"), pos
         if 48 <= c <= 57 or c == 46:  # digit or .
+            m = _PLAIN_NUMBER.match(data, pos)
+            if m is not None:
+                text = m.group(0)
+                if b"." in text:
+                    return float(text), m.end()
+                v = int(text)
+                if v < _INT_LIMIT:
+                    return v, m.end()
             return self.number(pos)
         if c == 45:  # -
             if data.startswith(b"--", pos):

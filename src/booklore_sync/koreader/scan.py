@@ -258,6 +258,7 @@ class _Scan:
         # ---- cheap path: the sidecar that won last time is unchanged
         first = None
         first_raw = b""
+        first_token = None
         for cand in order_candidates(g.candidates, self.file_times):
             try:
                 first_raw = cand.path.read_bytes()
@@ -273,6 +274,7 @@ class _Scan:
                 if m:
                     book_path = self.mapper.to_local(m.group(1).decode("utf-8", "replace"))
             token = self.sidecar_token(first_raw, book_path, g)
+            first_token = token
             memo = self.store.get_file_memo(self.memo_key(first.path))
             if memo is not None and memo[2].startswith(token + "|"):
                 self.report.books += 1
@@ -303,8 +305,8 @@ class _Scan:
         if clean and chosen.candidate is first:
             try:
                 st = chosen.candidate.path.stat()
-                token = self.sidecar_token(chosen.raw, book_path if g.hash is not None
-                                           else g.book_path, g)
+                token = first_token or self.sidecar_token(
+                    chosen.raw, book_path if g.hash is not None else g.book_path, g)
                 self.store.put_file_memo(self.memo_key(chosen.candidate.path), st.st_size,
                                          st.st_mtime_ns, token + "|" + _book_token(book))
             except OSError:
@@ -601,8 +603,8 @@ def _zone(name: Any) -> Any:
 
 def _local_epoch(dt: str, tz: Any) -> int | None:
     try:
-        parsed = datetime.strptime(dt.strip()[:19], "%Y-%m-%d %H:%M:%S")
-    except (ValueError, AttributeError):
+        parsed = datetime.fromisoformat(dt.strip()[:19])
+    except (ValueError, AttributeError, TypeError):
         return None
     try:
         if tz is None:

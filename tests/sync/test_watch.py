@@ -1,0 +1,105 @@
+"""watch: a change in the source reaches the emulator; server away then back; SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from booklore_sync.emulator import start_emulator
+from booklore_sync.watch import Watcher
+from tests.sync.conftest import make_config, make_env, open_store
+
+LEAVES_SIDECAR = "Books/leaves.sdr/metadata.epub.lua"
+
+
+def _wait(predicate, timeout=20.0, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def _leaves_rating(emu):
+    book = next(b for b in emu.state.books() if b["metadata"].get("title") == "Leaves of Grass")
+    return {r["bookId"]: r["personalRating"] for r in emu.state.ratings()}.get(book["id"])
+
+
+def _set_rating(kobo, stars):
+    path = kobo / LEAVES_SIDECAR
+    text = path.read_text(encoding="utf-8")
+    import re
+
+    text = re.sub(r'\["rating"\] = \d', f'["rating"] = {stars}', text, count=1)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_change_reaches_server_and_offline_backoff(home, kobo, library):
+    emu = start_emulator(mode="fork", port=0, library=library, state_file=home / "emu.json")
+    port = int(emu.base_url.rsplit(":", 1)[1])
+    cfg = make_config(home, emu.base_url)
+    lines: list[str] = []
+    watcher = Watcher(cfg, kobo, interval=60, poll=0.2, log=lines.append, use_events=True)
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        assert _wait(lambda: _leaves_rating(emu) == 8), lines  # first cycle: 4 stars
+        assert _wait(lambda: bool(lines)) and "sync:" in lines[0]
+        _set_rating(kobo, 2)
+        assert _wait(lambda: _leaves_rating(emu) == 4), lines
+        # the server goes away: the cycle says so and waits; nothing is lost
+        emu.stop()
+        _set_rating(kobo, 3)
+        assert _wait(lambda: any("server away" in line for line in lines)), lines
+        with open_store(cfg) as store:
+            assert store.counts()["ratings"] == 1
+        # back on the same port and state: the next change is delivered
+        emu = start_emulator(mode="fork", port=port, library=library,
+                             state_file=home / "emu.json")
+        watcher.changed.set()
+        assert _wait(lambda: _leaves_rating(emu) == 6, timeout=30), lines
+    finally:
+        watcher.stop.set()
+        watcher.changed.set()
+        thread.join(10)
+        emu.stop()
+    assert not thread.is_alive()
+    assert lines[-1].endswith("watch: stopped")
+
+
+def test_sigterm_stops_cleanly(home, kobo, emu):
+    env = dict(os.environ)
+    env.update(make_env(emu.base_url))
+    proc = subprocess.Popen([sys.executable, "-m", "booklore_sync", "watch", str(kobo),
+                             "--interval", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        assert "watch:" in first
+        cycle = proc.stdout.readline()  # one line per cycle
+        assert "scan:" in cycle and "sync:" in cycle
+        proc.send_signal(signal.SIGTERM)
+        out, _err = proc.communicate(timeout=20)
+        assert proc.returncode == 0
+        assert "stopped" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    cfg = make_config(home, emu.base_url)
+    with open_store(cfg) as store:
+        assert sum(store.counts().values()) == 0  # everything was delivered
+    sessions = emu.state.sessions()
+    assert len({(s["bookId"], s["startTime"]) for s in sessions}) == len(sessions)
+
+
+def test_watch_missing_source(home):
+    from tests.conftest import run_cli
+
+    proc = run_cli("watch", str(home / "nope"))
+    assert proc.returncode == 2

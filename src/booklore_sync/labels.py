@@ -7,9 +7,8 @@ Only the standard library and the store are imported here, so that
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from booklore_sync.store.db import LETTERS, QUEUES
+from booklore_sync.store.queries import LETTERS, QUEUES
 
 SYNC = "sync"
 VIEW = "view"
@@ -20,11 +19,18 @@ CLEAR_CACHE = "clear_cache"
 ORDER = (SYNC, VIEW, MATCH, CLEAR_PENDING, ADVANCED, CLEAR_CACHE)
 
 
-@dataclass(frozen=True)
 class Entry:
-    action: str
-    label: str
-    enabled: bool
+    """One menu entry (a plain class: ``dataclasses`` would cost start-up time)."""
+
+    __slots__ = ("action", "label", "enabled")
+
+    def __init__(self, action: str, label: str, enabled: bool):
+        self.action = action
+        self.label = label
+        self.enabled = enabled
+
+    def __repr__(self) -> str:
+        return f"Entry({self.action!r}, {self.label!r}, {self.enabled!r})"
 
     def dump(self) -> str:
         return self.label if self.enabled else f"{self.label} [disabled]"

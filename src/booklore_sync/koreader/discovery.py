@@ -149,15 +149,9 @@ def _mtime(st: os.stat_result) -> float:
     return st.st_mtime
 
 
-def _book_for_meta(sdr: Path, ext: str) -> Path:
-    stem = sdr.name[:-4]
-    return sdr.parent / (stem if ext == "_" else f"{stem}.{ext}")
-
-
-@dataclass
-class _Walk:
-    groups: dict[str, SidecarGroup]
-    book_files: list[Path]
+def _book_for_meta(sdr: str, ext: str) -> Path:
+    base = sdr[:-4]
+    return Path(base if ext == "_" else f"{base}.{ext}")
 
 
 def _group(groups: dict[str, SidecarGroup], key: str, **kw: Any) -> SidecarGroup:
@@ -201,13 +195,13 @@ def _scan_sdr(sdr: Path, entries: Iterable[os.DirEntry[str]], kind: str, book_of
 
 
 def collect_groups(layout: Layout, mapper: PathMapper,
-                   history_paths: Iterable[str] = ()) -> tuple[list[SidecarGroup], list[Path]]:
+                   history_paths: Iterable[str] = ()) -> tuple[list[SidecarGroup], list[str]]:
     """Walk the device root, ``docsettings``, ``hashdocsettings`` and ``history``.
 
-    Returns the sidecar groups and every book-like file seen (for hash matching).
+    Returns the sidecar groups and the path of every book-like file seen (strings,
+    for hash matching).
     """
     groups: dict[str, SidecarGroup] = {}
-    book_files: list[Path] = []
     data_dir = layout.data_dir
 
     def path_key(book: Path | None, _ext: str) -> str:
@@ -223,6 +217,8 @@ def collect_groups(layout: Layout, mapper: PathMapper,
                 _is_within(local.parent, r) for r in roots):
             roots.append(local.parent)
     seen_dirs: set[str] = set()
+    data_dir_str = str(data_dir)
+    book_names: list[str] = []
     for root in roots:
         stack = [str(root)]
         while stack:
@@ -241,16 +237,16 @@ def collect_groups(layout: Layout, mapper: PathMapper,
                 except OSError:
                     continue
                 if is_dir:
-                    if e.name in _SKIP_DIRS or e.path == str(data_dir):
+                    if e.name in _SKIP_DIRS or e.path == data_dir_str:
                         continue
                     if e.name.endswith(".sdr"):
-                        sdr = Path(e.path)
                         try:
-                            with os.scandir(sdr) as it2:
+                            with os.scandir(e.path) as it2:
                                 sub = list(it2)
                         except OSError:
                             continue
-                        _scan_sdr(sdr, sub, "doc", lambda ext, s=sdr: _book_for_meta(s, ext),
+                        _scan_sdr(Path(e.path), sub, "doc",
+                                  lambda ext, s=e.path: _book_for_meta(s, ext),
                                   groups, path_key, lambda ext: None)
                     else:
                         stack.append(e.path)
@@ -266,7 +262,7 @@ def collect_groups(layout: Layout, mapper: PathMapper,
                     continue
                 dot = name.rfind(".")
                 if dot > 0 and name[dot + 1:].lower() in BOOK_EXTENSIONS:
-                    book_files.append(Path(e.path))
+                    book_names.append(e.path)
 
     # 2. dir mode: <datadir>/docsettings/<device path>.sdr/
     ds = data_dir / "docsettings"
@@ -345,7 +341,7 @@ def collect_groups(layout: Layout, mapper: PathMapper,
                                               primary=f.with_name(f.name[:-4])))
             else:
                 g.candidates.append(Candidate("history", f, mt))
-    return [g for g in groups.values() if g.candidates], book_files
+    return [g for g in groups.values() if g.candidates], book_names
 
 
 def _is_within(p: Path, root: Path) -> bool:

@@ -239,11 +239,12 @@ class _Scan:
                 self.on_progress(i, total)
 
     def locate_hash_book(self, g: SidecarGroup, doc_path: str | None,
-                         claimed: dict[str, SidecarGroup], book_files: list[Path]) -> Path | None:
+                         claimed: dict[str, SidecarGroup], book_files: list[str]) -> Path | None:
         local = self.mapper.to_local(doc_path)
         if local is not None and local.is_file():
             return local
-        for f in book_files:
+        for name in book_files:
+            f = Path(name)
             if _norm(f) in claimed:
                 continue
             if self.file_digest(f) == g.hash:
@@ -254,7 +255,7 @@ class _Scan:
         return "sidecar\x00" + str(path)
 
     def process_group(self, g: SidecarGroup, claimed: dict[str, SidecarGroup],
-                      book_files: list[Path]) -> None:
+                      book_files: list[str]) -> None:
         # ---- cheap path: the sidecar that won last time is unchanged
         first = None
         first_raw = b""

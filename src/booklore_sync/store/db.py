@@ -16,30 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from booklore_sync.store import queries
 from booklore_sync.store.migrations import LATEST, MIGRATIONS
+from booklore_sync.store.queries import HISTORY_TABLES, LETTERS, QUEUE_TABLES, QUEUES
 
-QUEUES: tuple[str, ...] = ("sessions", "annotations", "ratings", "bookmarks", "progress")
-LETTERS: dict[str, str] = {
-    "sessions": "S",
-    "annotations": "A",
-    "ratings": "R",
-    "bookmarks": "B",
-    "progress": "P",
-}
-QUEUE_TABLES: dict[str, str] = {
-    "sessions": "pending_sessions",
-    "annotations": "pending_annotations",
-    "ratings": "pending_ratings",
-    "bookmarks": "pending_bookmarks",
-    "progress": "pending_koreader_progress",
-}
-HISTORY_TABLES: dict[str, str] = {
-    "sessions": "historical_sessions",
-    "annotations": "synced_annotations",
-    "bookmarks": "synced_bookmarks",
-    "ratings": "rating_sync_history",
-    "progress": "synced_koreader_progress",
-}
 # the natural-key columns of each queue (besides the fingerprint), spec §3
 KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "sessions": ("start_epoch",),
@@ -403,9 +383,7 @@ class Store:
             return cur.rowcount
 
     def cache_counts(self) -> dict[str, int]:
-        total, matched = self._execute(
-            "SELECT COUNT(*), COUNT(book_id) FROM book_cache").fetchone()
-        return {"total": total, "matched": matched, "unmatched": total - matched}
+        return queries.cache_counts(self._conn)
 
     # ------------------------------------------------------------------ memo
     def get_file_memo(self, path: str) -> tuple[int, int, str] | None:
@@ -531,11 +509,10 @@ class Store:
 
     # ------------------------------------------------------------------ read
     def counts(self) -> dict[str, int]:
-        sql = " UNION ALL ".join(f"SELECT COUNT(*) FROM {QUEUE_TABLES[q]}" for q in QUEUES)
-        return {q: r[0] for q, r in zip(QUEUES, self._execute(sql).fetchall(), strict=True)}
+        return queries.queue_counts(self._conn)
 
     def progress_history_count(self) -> int:
-        return int(self._execute("SELECT COUNT(*) FROM synced_koreader_progress").fetchone()[0])
+        return queries.progress_history_count(self._conn)
 
     def history_counts(self) -> dict[str, int]:
         out = {q: int(self._execute(f"SELECT COUNT(*) FROM {HISTORY_TABLES[q]}").fetchone()[0])

@@ -1,0 +1,208 @@
+"""Benchmark: Sync Pending Now against the emulator (spec §9).
+
+Workload: 10,000 sessions over 200 books, 2,000 annotations, 500 bookmarks,
+200 ratings, 200 progress updates, queued directly in a fresh store.  Prints
+requests per endpoint, total requests, wall time, and the ratio against a bare
+keep-alive replay of the same minimal request set with a plain httpx loop
+against an identical emulator in the same run.  Also prints what the plugin's
+pattern (one request per session and per rating) would have needed, and the
+start-up ratio of `status --json` against `python -c "import sqlite3, json"`.
+
+    python bench/bench_sync.py [--small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from booklore_sync.config import Config
+from booklore_sync.emulator import start_emulator
+from booklore_sync.store import Store
+from booklore_sync.sync.runner import sync_once
+
+BOOK_TYPE = "EPUB"
+
+
+def fingerprint(i: int) -> str:
+    return f"{i:032x}"
+
+
+def build_workload(store: Store, books: int, sessions: int, annotations: int, bookmarks: int,
+                   ratings: int, progress: int) -> None:
+    base = 1_700_000_000
+    with store.transaction():
+        for i in range(sessions):
+            fp = fingerprint(i % books)
+            start = base + i * 3600
+            store.enqueue_session(fp, start, {
+                "bookType": BOOK_TYPE,
+                "startTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+                "endTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 1200)),
+                "durationSeconds": 1200, "durationFormatted": "20m 0s",
+                "startProgress": 10.0, "endProgress": 12.5, "progressDelta": 2.5,
+                "startLocation": "10", "endLocation": "14"})
+        for i in range(annotations):
+            fp = fingerprint(i % books)
+            store.enqueue_annotation(
+                fp, f"2024-01-01 10:{i // 60 % 60:02d}:{i % 60:02d}-{i}", "highlight",
+                f"/body/DocFragment[{i % 7 + 2}]/body/p[{i}]/text().0", {
+                    "kind": "highlight", "paged": False, "book_type": BOOK_TYPE,
+                    "cfi": f"epubcfi(/6/{2 * (i % 7) + 4}!/4/{2 * i + 2}/1,:0,:10)",
+                    "text": f"highlighted passage {i}", "note": None, "chapter": "Chapter",
+                    "color": "#FFC107", "style": "highlight", "page": None,
+                    "datetime": "2024-01-01 10:00:00"})
+        for i in range(bookmarks):
+            fp = fingerprint(i % books)
+            store.enqueue_bookmark(fp, f"2024-02-01 10:00:{i:04d}", {
+                "paged": False, "cfi": f"epubcfi(/6/4!/4/{2 * i + 2}/1:0)",
+                "title": f"Bookmark {i}", "page": None, "chapter": "Chapter",
+                "text": None, "datetime": "x"})
+        for i in range(ratings):
+            store.enqueue_rating(fingerprint(i % books), 2 * (i % 5 + 1))
+        for i in range(progress):
+            store.enqueue_progress(fingerprint(i % books), f"/body/DocFragment[3]/body/p[{i}]",
+                                   round(0.2 + (i % 50) / 100, 4),
+                                   {"device": "bench", "device_id": "BENCH", "position_time": None})
+        for i in range(books):
+            store.upsert_book(fingerprint(i), title=f"Book {i}")
+
+
+def seed_books(books: int) -> list[dict]:
+    return [{"metadata": {"title": f"Book {i}", "authors": ["Bench"]}, "hash": fingerprint(i),
+             "bookType": BOOK_TYPE} for i in range(books)]
+
+
+def endpoint_of(entry: dict) -> str:
+    path = entry["path"].split("?")[0]
+    parts = path.split("/")
+    # collapse ids and hashes
+    norm = ["{id}" if p.isdigit() or (len(p) == 32 and all(c in "0123456789abcdef" for c in p))
+            else p for p in parts]
+    return f"{entry['method']} {'/'.join(norm)}"
+
+
+def run_engine(args, home: Path):
+    emu = start_emulator(mode="fork", port=0, books=seed_books(args.books), library=None)
+    try:
+        cfg = Config.load(home=home, env={
+            "BOOKLORE_URL": emu.base_url, "BOOKLORE_USERNAME": "demo", "BOOKLORE_PASSWORD": "demo",
+            "BOOKLORE_KOREADER_USERNAME": "demo", "BOOKLORE_KOREADER_PASSWORD": "demo"})
+        with Store.open(cfg.store_path) as store:
+            build_workload(store, args.books, args.sessions, args.annotations, args.bookmarks,
+                           args.ratings, args.progress)
+        start = time.perf_counter()
+        report = sync_once(cfg)
+        wall = time.perf_counter() - start
+        log = emu.request_log()
+        return report, wall, log
+    finally:
+        emu.stop()
+
+
+def minimal_requests(log: list[dict]) -> list[dict]:
+    """The writes the engine made (the minimal set), to replay with a bare loop."""
+    return [e for e in log if e["method"] in ("POST", "PUT") and not e["path"].startswith(
+        ("/api/v1/auth/", "/__emulator"))]
+
+
+def run_bare(args, writes: list[dict]) -> float:
+    emu = start_emulator(mode="fork", port=0, books=seed_books(args.books), library=None)
+    try:
+        with httpx.Client(base_url=emu.base_url, timeout=30) as client:
+            token = client.post("/api/v1/auth/login",
+                                json={"username": "demo", "password": "demo"}).json()["accessToken"]
+            import hashlib
+
+            ko = {"x-auth-user": "demo", "x-auth-key": hashlib.md5(b"demo").hexdigest()}
+            bearer = {"Authorization": f"Bearer {token}"}
+            start = time.perf_counter()
+            for e in writes:
+                headers = ko if e["path"].startswith("/api/koreader/") else bearer
+                resp = client.request(e["method"], e["path"], json=e.get("body"), headers=headers)
+                if resp.status_code >= 400 and resp.status_code != 409:
+                    raise SystemExit(f"bare replay failed: {e['method']} {e['path']} -> "
+                                     f"{resp.status_code} {resp.text[:200]}")
+            return time.perf_counter() - start
+    finally:
+        emu.stop()
+
+
+def startup_ratio(rounds: int = 15) -> tuple[float, float, float]:
+    home = tempfile.mkdtemp(prefix="bench-status-")
+    env = dict(os.environ, BOOKLORE_SYNC_HOME=home)
+    exe = Path(sys.executable).parent / "booklore-sync"
+    cmd_ours = [str(exe), "status", "--json"] if exe.exists() else \
+        [sys.executable, "-m", "booklore_sync", "status", "--json"]
+    subprocess.run(cmd_ours, env=env, stdout=subprocess.DEVNULL, check=True)
+
+    def median(cmd):
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    base = median([sys.executable, "-c", "import sqlite3, json"])
+    ours = median(cmd_ours)
+    return base, ours, ours / base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", action="store_true", help="a tenth of the workload")
+    args = parser.parse_args()
+    scale = 10 if args.small else 1
+    args.books = 200 // scale
+    args.sessions = 10_000 // scale
+    args.annotations = 2_000 // scale
+    args.bookmarks = 500 // scale
+    args.ratings = 200 // scale
+    args.progress = 200 // scale
+
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        report, wall, log = run_engine(args, Path(tmp))
+    if report.exit_code != 0:
+        raise SystemExit(f"sync did not succeed: exit {report.exit_code} {report.messages} "
+                         f"{report.to_json()}")
+    per_endpoint = Counter(endpoint_of(e) for e in log)
+    print(f"workload: {args.sessions} sessions over {args.books} books, {args.annotations} "
+          f"annotations, {args.bookmarks} bookmarks, {args.ratings} ratings, "
+          f"{args.progress} progress updates")
+    print("requests per endpoint:")
+    for name, n in sorted(per_endpoint.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:6d}  {name}")
+    total = sum(per_endpoint.values())
+    sessions_ratings = sum(n for k, n in per_endpoint.items()
+                           if "reading-sessions" in k or "personal-rating" in k)
+    writes = minimal_requests(log)
+    lookups = per_endpoint.get("GET /api/koreader/books/by-hash/{id}", 0) + \
+        per_endpoint.get("GET /api/v1/books/by-hash/{id}", 0)
+    reads = per_endpoint.get("GET /api/koreader/syncs/progress/{id}", 0)
+    print(f"total requests: {total} (minimal write set {len(writes)}, lookups {lookups}, "
+          f"position reads {reads}, other {total - len(writes) - lookups - reads})")
+    print(f"sessions + ratings requests: {sessions_ratings} (target <= "
+          f"{args.books + 5} = one batch of <=100 per book + one per distinct rating)")
+    plugin = args.sessions + args.ratings + args.annotations + args.bookmarks + args.progress
+    print(f"the plugin's pattern would need: {args.sessions + args.ratings} requests for "
+          f"sessions + ratings, {plugin} writes in all")
+    bare = run_bare(args, writes)
+    print(f"wall time: engine {wall:.2f} s, bare keep-alive replay {bare:.2f} s, "
+          f"ratio {wall / bare:.2f} (target <= 1.25)")
+    base, ours, ratio = startup_ratio()
+    print(f"start-up: status --json {ours * 1000:.0f} ms, python -c 'import sqlite3, json' "
+          f"{base * 1000:.0f} ms, ratio {ratio:.2f} (target <= 2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -315,3 +315,65 @@ def test_lock_waits_briefly(home):
         SyncLock(home / "sync.lock").acquire(wait_seconds=0.3)
     assert time.monotonic() - start >= 0.3
     first.release()
+
+
+def _v1_file(path):
+    """A store file as version 1 of the schema left it, with some data."""
+    from booklore_sync.store.db import _split_sql
+    from booklore_sync.store.migrations import MIGRATIONS
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "description TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    version, description, script = MIGRATIONS[0]
+    for statement in _split_sql(script):
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (version, description))
+    conn.execute("INSERT INTO pending_sessions(fingerprint, payload, created_at, start_epoch)"
+                 " VALUES (?, '{}', 'then', 5)", (FP,))
+    conn.execute("INSERT INTO book_cache(file_hash, title, created_at, updated_at)"
+                 " VALUES (?, 'Old', 'then', 'then')", (FP,))
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("start_version", [0, 1])
+def test_migrations_from_every_earlier_version(home, start_version):
+    path = home / f"v{start_version}.db"
+    if start_version == 1:
+        _v1_file(path)
+    s = Store.open(path)
+    assert s.schema_version() == LATEST
+    assert s.history_generation() == 0
+    if start_version == 1:
+        assert s.counts()["sessions"] == 1
+        assert s._conn.execute("SELECT title FROM book_cache").fetchone()[0] == "Old"
+    versions = [r[0] for r in s._conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == list(range(1, LATEST + 1))
+    s.close()
+
+
+def test_history_generation_goes_up_on_clear(store):
+    g = store.history_generation()
+    store.clear_history(["sessions"])
+    assert store.history_generation() == g + 1
+    store.clear_pending(["sessions"])
+    assert store.history_generation() == g + 1
+
+
+def test_unconvertible_row_gets_its_cfi_later(store):
+    key = ("2024-01-01 10:00:00", "highlight", "/body/DocFragment[2]/body/p/text().0")
+    store.enqueue_annotation(FP, *key, {"cfi": None, "text": "t"}, last_error="book file missing")
+    assert store.enqueue_annotation(FP, *key, {"cfi": None, "text": "t"},
+                                    last_error="book file missing") == ALREADY_QUEUED
+    assert store.enqueue_annotation(FP, *key, {"cfi": "epubcfi(/6/4!/4/2/1,:0,:1)",
+                                               "text": "t"}) == UPDATED
+    (item,) = store.pending("annotations")
+    assert item.payload["cfi"] == "epubcfi(/6/4!/4/2/1,:0,:1)" and item.last_error is None
+
+
+def test_session_ranges(store):
+    store.enqueue_session(FP, 100, {"endTime": "1970-01-01T00:03:20Z"})
+    store.enqueue_session(FP, 300, {"endTime": "1970-01-01T00:06:40Z"})
+    store.move_to_history("sessions", [store.pending("sessions")[1].id])
+    assert sorted(store.session_ranges(FP)) == [(100, 200), (300, 400)]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from booklore_sync.store.db import QUEUES, Store
+from booklore_sync.store.queries import QUEUES
+
+if TYPE_CHECKING:
+    from booklore_sync.store.db import Store
 
 QUEUE_NAMES = {
     "sessions": "Sessions",

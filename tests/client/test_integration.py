@@ -737,3 +737,16 @@ def test_secrets_never_leak(emulator, caplog):
     # the emulator's request log keeps no secrets either (its own contract, checked here too)
     dump = json.dumps(emu.request_log())
     assert BL[1] not in dump and koreader_key(KO[1]) not in dump
+
+
+def test_find_by_hash_falls_back_to_bearer_when_not_linked(emulator):
+    emu = emulator("fork")
+    emu.state.set_koreader_account(KO[0], userId=None)
+    with client(emu) as c:
+        c.probe()
+        assert c.find_book_by_hash(HASH).id == 1
+        assert c.find_book_by_hash(HASH2).id == 2
+    by_hash = [(p.split("/")[2], s) for _, p, s in log_paths(emu) if "/by-hash/" in p]
+    # the probe's KOReader try (409), then only the bearer route
+    assert by_hash[0] == ("koreader", 409)
+    assert [x for x in by_hash[1:] if x[0] == "koreader"] == []

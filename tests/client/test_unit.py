@@ -924,8 +924,16 @@ def test_secrets_never_leak(url, fake, caplog):
                 call()
             errors.append(info.value)
         tokens = [store.history[-1], c._tokens.access]
-        texts = [str(e) for e in errors] + [repr(e) for e in errors] + [repr(c), caplog.text]
+        state = {k: v for k, v in vars(c).items() if k != "_scrub"}  # the scrubber holds them by design
+        texts = [str(e) for e in errors] + [repr(e) for e in errors] + [repr(c), repr(state), caplog.text]
     secrets = [BL_PASSWORD, KO_PASSWORD, koreader_key(KO_PASSWORD), *tokens]
     for text in texts:
         for s in secrets:
             assert s not in text, (s, text)
+
+
+def test_session_key_rejects_naive_times():
+    with pytest.raises(ValueError):
+        SessionIn(start_time=datetime(2026, 1, 1), end_time=datetime(2026, 1, 1, 0, 30), duration_seconds=1).key()
+    s = SessionIn(start_time=T0.replace(microsecond=999), end_time=T0 + timedelta(minutes=1), duration_seconds=60)
+    assert s.key() == (T0, T0 + timedelta(minutes=1), 60)

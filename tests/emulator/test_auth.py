@@ -355,3 +355,16 @@ def test_fixed_bugs_has_no_login_collision():
 def test_oidc_only(api: Api, emu):
     emu.state.configure(oidc_only=True)
     assert_error(api.login(), 403, "Local login is disabled. Use OIDC to sign in.")
+
+
+def test_control_one_token_expired_or_broken(api: Api, emu):
+    import httpx
+
+    token = api.token()
+    assert httpx.post(f"{emu.base_url}/__emulator/tokens", json={"token": token}).json() == {"expired": 1}
+    assert_empty_401(api.get("/api/v1/books"))
+    emu.state.advance_clock(2)
+    other = api.login().json()["accessToken"]
+    r = httpx.post(f"{emu.base_url}/__emulator/tokens", json={"token": other, "break_signature": True})
+    assert r.json() == {"broken": 1}
+    assert_empty_401(api.get("/api/v1/books", auth=None, headers={"Authorization": f"Bearer {other}"}))

@@ -9,9 +9,9 @@ from booklore_sync.emulator import start_emulator
 from .conftest import (
     H1,
     H2,
+    LOCAL_DT,
     UNEXPECTED,
     Api,
-    LOCAL_DT,
     assert_empty_401,
     assert_error,
     assert_forbidden,

@@ -246,3 +246,22 @@ def test_request_log_auth_and_no_secrets(api: Api, emu):
     assert httpx.delete(f"{emu.base_url}/__emulator/requests").status_code == 204
     assert emu.state.request_log() == []
     assert bid
+
+
+def test_scenario_9_duplicate_annotation_after_lost_response(api: Api, emu):
+    bid = book(emu)
+    emu.state.inject_fault({"method": "POST", "path": "/api/v1/annotations", "action": "commit_then_drop"})
+    body = {"bookId": bid, "cfi": "epubcfi(/6/2!/4/1:0)", "text": "t"}
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.post("/api/v1/annotations", json=body)
+    assert_error(api.post("/api/v1/annotations", json=body), 409, "Annotation already exists at this location")
+    assert len(emu.state.annotations()) == 1
+
+
+def test_scenario_8_rating_bug_one_unknown_in_five(api: Api, emu):
+    ids = [book(emu, f"B{i}", None) for i in range(4)] + [9999]
+    assert_error(api.put("/api/v1/books/personal-rating", json={"ids": ids, "rating": 8}), 400,
+                 "d != java.lang.String")
+    for i in ids[:4]:
+        assert api.put("/api/v1/books/personal-rating", json={"ids": [i], "rating": 8}).status_code == 200
+    assert len(emu.state.ratings()) == 4

@@ -207,3 +207,15 @@ def test_missing_body_is_malformed(api: Api):
     r = api.post("/api/v1/annotations", content=b"", headers={"Content-Type": "application/json"})
     assert_error(r, 400, MALFORMED)
     assert_error(api.post("/api/v1/annotations", json=[1, 2]), 400, MALFORMED)
+
+
+def test_fixed_bugs_shelf_and_unknown_book_routes():
+    with start_emulator(fixed_bugs=True) as emu:
+        api = Api(emu)
+        foreign = api.post("/api/v1/shelves", auth="admin", json={"name": "A"}).json()
+        assert_error(api.post("/api/v1/books/shelves", json={"bookIds": [], "shelvesToAssign": [foreign["id"]],
+                                                             "shelvesToUnassign": []}),
+                     403, "Cannot assign shelves that do not belong to the user.")
+        assert_error(api.post("/api/v2/book-notes", json={"bookId": 8, "cfi": "c", "noteContent": "n"}), 404,
+                     "Book not found with ID: 8")
+        assert_error(api.post("/api/v1/bookmarks", json={"bookId": 8, "cfi": "c"}), 404, "Book not found with ID: 8")

@@ -180,8 +180,11 @@ def test_library_metadata_from_synthetic_files(tmp_path):
 # ---------------------------------------------------------------- control API
 
 
+_CTL = httpx.Client(timeout=5)
+
+
 def ctl(emu, method, path, **kw):
-    return httpx.request(method, f"{emu.base_url}/__emulator{path}", timeout=5, **kw)
+    return _CTL.request(method, f"{emu.base_url}/__emulator{path}", **kw)
 
 
 def test_control_books_state_renumber_reset(emu):
@@ -261,10 +264,10 @@ def test_concurrent_requests_are_atomic(api: Api, emu):
         body = {"bookId": bid, "bookType": "EPUB", "durationSeconds": 1,
                 "startTime": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z",
                 "endTime": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z"}
-        return httpx.post(f"{emu.base_url}/api/v1/reading-sessions", json=body,
-                          headers={"Authorization": f"Bearer {token}"}).status_code
+        return api.http.post("/api/v1/reading-sessions", json=body,
+                             headers={"Authorization": f"Bearer {token}"}).status_code
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        assert set(pool.map(post, range(80))) == {202}
+        assert set(pool.map(post, range(200))) == {202}
     ids = [s["id"] for s in emu.state.sessions()]
-    assert sorted(ids) == list(range(1, 81))
+    assert sorted(ids) == list(range(1, 201))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from booklore_sync.emulator import start_emulator
 from booklore_sync.store import QUEUES, QueueItem
 from booklore_sync.sync.runner import make_client, sync_locked, sync_once
 from tests.sync.conftest import make_config, make_env, open_store, scan_into
@@ -52,6 +53,12 @@ def cfi_highlights(queued) -> list[QueueItem]:
 def posts(entries, path: str, *, prefix: bool = False) -> list[dict]:
     return [e for e in entries if e["method"] == "POST"
             and (e["path"].startswith(path) if prefix else e["path"] == path)]
+
+
+def writes(entries) -> list[dict]:
+    """The data writes of a log (token requests left out)."""
+    return [e for e in entries if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
+            and not e["path"].startswith("/api/v1/auth/")]
 
 
 def gets(entries, prefix: str) -> list[dict]:
@@ -112,7 +119,7 @@ def assert_clean_rerun(emu, cfg) -> None:
     since = last_seq(emu)
     report = sync_once(cfg)
     assert report.exit_code == 0 and report.synced == 0
-    assert [e for e in emu.request_log(since) if e["method"] in ("POST", "PUT")] == []
+    assert writes(emu.request_log(since)) == []
 
 
 @pytest.fixture
@@ -165,8 +172,7 @@ def test_5xx_on_one_phase_fails_only_that_phase(setup, emu):
     assert report.queues["annotations"].synced == len(highlights)
     assert report.synced == len(highlights)
     # nothing but the failed highlights was written again
-    writes = [e for e in emu.request_log(since) if e["method"] in ("POST", "PUT")]
-    assert [e["path"] for e in writes] == [ANNOTATIONS] * len(highlights)
+    assert [e["path"] for e in writes(emu.request_log(since))] == [ANNOTATIONS] * len(highlights)
     assert_exactly_once(emu, cfg, queued)
 
 
@@ -342,7 +348,7 @@ def test_access_token_expired_between_runs(setup, emu, fake_keyring):
 
 
 # ------------------------------------------------------------------ 5. server down -> up
-def test_server_down_then_up(home, kobo, emulator_factory, tmp_path):
+def test_server_down_then_up(home, kobo, emulator_factory, library, tmp_path):
     state_file = tmp_path / "emulator-state.json"
     emu = emulator_factory("fork", state_file=state_file)
     port = emu.port
@@ -362,13 +368,13 @@ def test_server_down_then_up(home, kobo, emulator_factory, tmp_path):
                for i in items)
 
     # the same server comes back (same address, same stored state)
-    emu2 = emulator_factory("fork", state_file=state_file, port=port)
-    assert emu2.base_url == emu.base_url
-    report = sync_once(cfg)
-    assert report.exit_code == 0, report.messages
-    assert report.synced == len(items)
-    assert_exactly_once(emu2, cfg, queued)
-    assert_clean_rerun(emu2, cfg)
+    with start_emulator(mode="fork", port=port, library=library, state_file=state_file) as emu2:
+        assert emu2.base_url == emu.base_url
+        report = sync_once(cfg)
+        assert report.exit_code == 0, report.messages
+        assert report.synced == len(items)
+        assert_exactly_once(emu2, cfg, queued)
+        assert_clean_rerun(emu2, cfg)
 
 
 # ------------------------------------------------------------------ 6. server lost mid-run
@@ -480,4 +486,72 @@ def test_two_concurrent_syncs(home, kobo, emu):
         if code == 4:
             assert all(data[q] == {"synced": 0, "failed": 0, "skipped": 0} for q in QUEUES)
             assert "sync already in progress" in err
+    assert_exactly_once(emu, cfg, queued)
+
+
+# ------------------------------------------------------------------ uncertain stays uncertain
+def _uncertain_states(cfg) -> dict[str, set[str]]:
+    with open_store(cfg) as store:
+        return {q: {i.state for i in store.pending(q)} for q in ("sessions", "annotations",
+                                                                  "bookmarks")}
+
+
+def test_uncertain_items_stay_uncertain_when_the_server_is_lost(setup, emu):
+    """Sessions whose batch outcome is unknown, then a run that loses the server before
+    the sessions phase: they were not checked, so they must still be checked (not
+    blindly resent) by the run after."""
+    cfg, queued = setup
+    emu.state.inject_fault(BATCH, action="commit_then_drop", method="POST", times=None)
+    emu.state.inject_fault(ANNOTATIONS, action="status", status=500, method="POST", times=None)
+    assert sync_once(cfg).exit_code == 1
+    assert _uncertain_states(cfg)["sessions"] == {"uncertain"}
+
+    emu.state.clear_faults()
+    emu.state.inject_fault(ANNOTATIONS, action="status", status=503, method="POST", times=None)
+    report = sync_once(cfg)
+    assert report.server_lost and report.exit_code == 1
+    with open_store(cfg) as store:
+        sessions = store.pending("sessions")
+    assert len(sessions) == len(queued["sessions"])
+    assert all(i.state == "uncertain" and i.retry_count == 1 for i in sessions)
+
+    emu.state.clear_faults()
+    since = last_seq(emu)
+    report = sync_once(cfg)
+    assert report.exit_code == 0, report.messages
+    assert posts(emu.request_log(since), SESSIONS, prefix=True) == []
+    assert_exactly_once(emu, cfg, queued)
+
+
+def test_uncertain_items_stay_uncertain_when_the_check_fails(setup, emu):
+    """The check itself (the list GETs) fails with a 500: the items stay uncertain and
+    the next run checks again instead of resending."""
+    cfg, queued = setup
+    for path in (BATCH, NOTES_V1, BOOKMARKS):
+        emu.state.inject_fault(path, action="commit_then_drop", method="POST", times=None)
+    assert sync_once(cfg).exit_code == 1
+    before = _uncertain_states(cfg)
+    assert before["sessions"] == {"uncertain"} and "uncertain" in before["annotations"]
+    assert "uncertain" in before["bookmarks"]
+
+    emu.state.clear_faults()
+    for path in (SESSIONS + "/book/", NOTES_V1 + "/book/", BOOKMARKS + "/book/"):
+        emu.state.inject_fault(path, action="status", status=500, method="GET", match="prefix",
+                               times=None)
+    report = sync_once(cfg)
+    assert report.exit_code == 1
+    with open_store(cfg) as store:
+        for q in ("sessions", "annotations", "bookmarks"):
+            for item in store.pending(q):
+                if item.queue == "bookmarks" and not is_paged(item):
+                    continue  # deduplicated by the server: retried plainly
+                assert item.state == "uncertain", (q, item.id, item.last_error)
+
+    emu.state.clear_faults()
+    since = last_seq(emu)
+    report = sync_once(cfg)
+    assert report.exit_code == 0, report.messages
+    log = emu.request_log(since)
+    assert posts(log, SESSIONS, prefix=True) == [] and posts(log, NOTES_V1) == []
+    assert all(e["body"].get("cfi") for e in posts(log, BOOKMARKS))
     assert_exactly_once(emu, cfg, queued)

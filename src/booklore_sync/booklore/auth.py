@@ -14,12 +14,30 @@ import threading
 import time
 from dataclasses import dataclass
 
-__all__ = ["koreader_key", "jwt_claims", "TokenGate", "token_gate", "Tokens", "TOKEN_SPACING_SECONDS"]
+__all__ = ["Secret", "koreader_key", "jwt_claims", "TokenGate", "token_gate", "Tokens", "TOKEN_SPACING_SECONDS"]
 
 #: minimum spacing between two token requests for one (server, user) (§2.4 rule 5)
 TOKEN_SPACING_SECONDS = 1.1
 #: refresh when the access token expires within this many seconds (§2.4 rule 2)
 REFRESH_MARGIN_SECONDS = 60
+
+
+class Secret:
+    """A string that does not show itself in ``repr``/``str`` (nor in debuggers or
+    tracebacks that print locals)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
 
 
 def koreader_key(password: str) -> str:

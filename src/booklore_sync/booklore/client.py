@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from .. import __version__
-from .auth import Tokens, koreader_key, token_gate
+from .auth import Secret, Tokens, koreader_key, token_gate
 from .capabilities import CACHE_TTL_SECONDS, Capabilities, CapabilityCache, TokenStore
 from .errors import (
     AuthError,
@@ -150,9 +150,9 @@ class BookLoreClient:
     ) -> None:
         self._base = normalize_base_url(base_url)
         self._bl_user = booklore_user or None
-        self._bl_password = booklore_password if self._bl_user else None
+        self._bl_password = Secret(booklore_password) if self._bl_user and booklore_password else None
         self._ko_user = koreader_user or None
-        self._ko_password = koreader_password if self._ko_user else None
+        self._ko_password = Secret(koreader_password) if self._ko_user and koreader_password else None
         self._cache = capability_cache
         self._token_store = token_store
         self._retries = max(0, int(retries))
@@ -160,10 +160,10 @@ class BookLoreClient:
         self._clock = clock or time.time
 
         self._scrub = Scrubber()
-        self._scrub.add(self._bl_password)
-        self._scrub.add(self._ko_password)
+        self._scrub.add(booklore_password)
+        self._scrub.add(koreader_password)
         if self._ko_password is not None:
-            self._scrub.add(koreader_key(self._ko_password))
+            self._scrub.add(koreader_key(self._ko_password.reveal()))
 
         timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
@@ -175,6 +175,9 @@ class BookLoreClient:
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": f"booklore-sync/{__version__}"},
             trust_env=True,
+            # drop idle pooled connections well before common server keep-alive
+            # timeouts (5 s and up), which keeps the keep-alive race rare
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=2.0),
         )
 
         self._tokens = Tokens()
@@ -319,7 +322,7 @@ class BookLoreClient:
         assert self._ko_user is not None and self._ko_password is not None
         return {
             "x-auth-user": self._ko_user.encode("utf-8"),
-            "x-auth-key": koreader_key(self._ko_password),
+            "x-auth-key": koreader_key(self._ko_password.reveal()),
         }
 
     # ------------------------------------------------------------------ tokens
@@ -439,10 +442,10 @@ class BookLoreClient:
     def _login(self) -> None:
         """``POST /api/v1/auth/login``. Lock held. Raises AuthError / OfflineError /
         ServerError."""
-        body = {"username": self._bl_user, "password": self._bl_password}
+        assert self._bl_password is not None
         for attempt in range(2):
             try:
-                resp = self._token_request(LOGIN, body)
+                resp = self._token_request(LOGIN, {"username": self._bl_user, "password": self._bl_password.reveal()})
             except OutcomeUnknownError as exc:
                 # no answer to the login: for the caller's request nothing was sent.
                 raise OfflineError(
@@ -842,7 +845,8 @@ class BookLoreClient:
         :class:`UnsupportedEndpointError` when neither route exists."""
         caps = self._caps
         ko_usable = self.has_koreader_account and not (
-            caps is not None and (caps.koreader_auth_ok is False or caps.by_hash_koreader is False)
+            caps is not None
+            and (caps.koreader_auth_ok is False or caps.koreader_linked is False or caps.by_hash_koreader is False)
         )
         if ko_usable:
             try:
@@ -851,8 +855,12 @@ class BookLoreClient:
                 if not self.has_booklore_account:
                     raise
             except AuthError as exc:
-                if not (exc.kind == "rejected" and self.has_booklore_account):
+                if not (exc.kind in ("rejected", "not_linked") and self.has_booklore_account):
                     raise
+                with self._caps_lock:
+                    if self._caps is not None:
+                        field = "koreader_auth_ok" if exc.kind == "rejected" else "koreader_linked"
+                        self._caps = self._caps.with_(**{field: False})
         if self.has_booklore_account:
             if caps is not None and caps.by_hash_bearer is False:
                 raise UnsupportedEndpointError(

@@ -46,13 +46,12 @@ class Scrubber:
             self.add(s)
 
     def add(self, secret: str | None) -> None:
+        # copy-on-write: other threads may be scrubbing with the old list
         if secret and len(secret) >= 3 and secret not in self._secrets:
-            self._secrets.append(secret)
-            self._secrets.sort(key=len, reverse=True)
+            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
 
-    def remove(self, secret: str | None) -> None:
-        if secret in self._secrets:
-            self._secrets.remove(secret)
+    def __repr__(self) -> str:
+        return f"Scrubber({len(self._secrets)} secrets)"
 
     def __call__(self, text: str) -> str:
         for s in self._secrets:

@@ -72,6 +72,12 @@ def _whole_seconds(dt: datetime | None) -> datetime | None:
     return None if dt is None else dt.replace(microsecond=0)
 
 
+def _utc_whole(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime: give a timezone-aware datetime (UTC)")
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units (Java's ``String.length()``)."""
     return sum(2 if ord(c) > 0xFFFF else 1 for c in text)
@@ -244,8 +250,8 @@ class SessionIn:
         """(start, end, duration) truncated to whole seconds, in UTC: the identity used
         by verify-before-resend (§3.12)."""
         return (
-            _whole_seconds(self.start_time.astimezone(timezone.utc)),  # type: ignore[return-value]
-            _whole_seconds(self.end_time.astimezone(timezone.utc)),
+            _utc_whole(self.start_time),
+            _utc_whole(self.end_time),
             int(self.duration_seconds),
         )
 

@@ -863,15 +863,8 @@ class BookLoreApi:
             return ApiError(500, UNEXPECTED)
         return ApiError(404, f"Book not found with ID: {book_id}")
 
-    @staticmethod
-    def _cfi_key(cfi: str | None) -> str | None:
-        # MariaDB's default collation: case-insensitive, trailing spaces ignored
-        return None if cfi is None else cfi.rstrip(" ").lower()
-
     def _duplicate(self, table: str, user_id: int, book_id: int, cfi: str) -> bool:
-        key = self._cfi_key(cfi)
-        return any(r["userId"] == user_id and r["bookId"] == book_id and self._cfi_key(r.get("cfi")) == key
-                   for r in self.state.data[table].values())
+        return self.state.unique_exists(table, user_id, book_id, cfi)
 
     def _owned(self, table: str, ctx: Ctx, raw_id: str) -> dict[str, Any]:
         rec = self.state.data[table].get(_path_long(raw_id))
@@ -925,6 +918,7 @@ class BookLoreApi:
                "color": f["color"] or "#FFFF00", "style": f["style"] or "highlight",
                "note": f["note"], "chapterTitle": f["chapterTitle"], "createdAt": now, "updatedAt": now}
         st.data["annotations"][aid] = rec
+        st.unique_add("annotations", rec)
         return _json(200, self._annotation_dto(rec))
 
     def _newest_first(self, rows: list[dict[str, Any]], key: str = "createdAt") -> list[dict[str, Any]]:
@@ -966,6 +960,7 @@ class BookLoreApi:
     def delete_annotation(self, ctx: Ctx, id: str) -> Response:  # noqa: A002
         rec = self._owned("annotations", ctx, id)
         del self.state.data["annotations"][rec["id"]]
+        self.state.invalidate()
         return _empty(204)
 
     # ================================================================== v2 notes
@@ -1010,6 +1005,7 @@ class BookLoreApi:
         now = format_local(st.clock.now())
         rec = dict(f, id=nid, userId=uid, color=f["color"] or "#FFC107", createdAt=now, updatedAt=now)
         st.data["notesV2"][nid] = rec
+        st.unique_add("notesV2", rec)
         return _json(200, self._note_v2_dto(rec))
 
     def list_notes_v2(self, ctx: Ctx, bookId: str) -> Response:  # noqa: N803
@@ -1041,6 +1037,7 @@ class BookLoreApi:
     def delete_note_v2(self, ctx: Ctx, id: str) -> Response:  # noqa: A002
         rec = self._owned("notesV2", ctx, id)
         del self.state.data["notesV2"][rec["id"]]
+        self.state.invalidate()
         return _empty(204)
 
     # ================================================================== v1 notes
@@ -1123,6 +1120,7 @@ class BookLoreApi:
         now = format_local(st.clock.now())
         rec = dict(f, id=bid, userId=uid, color=None, notes=None, priority=3, createdAt=now, updatedAt=now)
         st.data["bookmarks"][bid] = rec
+        st.unique_add("bookmarks", rec)
         return _json(200, self._bookmark_dto(rec))
 
     def list_bookmarks(self, ctx: Ctx, bookId: str) -> Response:  # noqa: N803
@@ -1157,12 +1155,14 @@ class BookLoreApi:
         for key, value in f.items():
             if value is not None:
                 rec[key] = value
+        self.state.invalidate()
         rec["updatedAt"] = format_local(self.state.clock.now())
         return _json(200, self._bookmark_dto(rec))
 
     def delete_bookmark(self, ctx: Ctx, id: str) -> Response:  # noqa: A002
         rec = self._owned("bookmarks", ctx, id)
         del self.state.data["bookmarks"][rec["id"]]
+        self.state.invalidate()
         return _empty(204)
 
     # ================================================================== kosync

@@ -92,15 +92,20 @@ class ControlApi:
             return _json(200, st.clock.describe())
         if path == "/tokens" and m == "POST":
             out = {}
+            if obj.get("token"):  # one given token: expired (default) or a bad signature
+                if obj.get("break_signature"):
+                    st.break_token(str(obj["token"]))
+                    out["broken"] = 1
+                else:
+                    st.expire_token(str(obj["token"]))
+                    out["expired"] = 1
+                return _json(200, out)
             if obj.get("expire_access"):
                 out["expired_access"] = st.expire_access_tokens()
             if obj.get("expire_refresh"):
                 out["expired_refresh"] = st.expire_refresh_tokens()
             if obj.get("break_signature"):
                 out["broken"] = st.break_signatures()
-            if obj.get("token"):
-                st.expire_token(str(obj["token"]))
-                out["expired_token"] = 1
             return _json(200, out)
         if path == "/faults":
             if m == "POST":

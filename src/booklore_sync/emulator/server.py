@@ -3,11 +3,13 @@ HTTP/1.1 keep-alive), the fault hooks of §7.7 and the request log."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,12 +40,19 @@ class _HttpServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(addr, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (OSError, ValueError)):
+            return  # a client that went away, or a connection released by stop()
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "BookLore-Emulator"
     sys_version = ""
     timeout = 300  # an idle keep-alive connection is closed after this
+    disable_nagle_algorithm = True
     server: _HttpServer
 
     # ---- connection tracking (so stop() can release every connection)
@@ -97,9 +106,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             if resp.status not in (204, 304) and not (100 <= resp.status < 200):
                 self.send_header("Content-Length", str(len(resp.body)))
-            self.end_headers()
+            # headers and body in one write (no small-segment stalls)
+            self._headers_buffer.append(b"\r\n")
             if resp.body and self.command != "HEAD" and resp.status not in (204, 304):
-                self.wfile.write(resp.body)
+                self._headers_buffer.append(resp.body)
+            data = b"".join(self._headers_buffer)
+            self._headers_buffer = []
+            self.wfile.write(data)
             self.wfile.flush()
             return True
         except OSError:
@@ -114,7 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.rfile.close()
                 self.wfile.close()
-                self.connection.close()
+                self.connection.close()  # the last reference: RST instead of FIN
+                self.rfile, self.wfile = io.BytesIO(), io.BytesIO()
             else:
                 self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -264,7 +278,7 @@ class Emulator:
         shown = f"[{host}]" if ":" in host else host
         self.base_url = f"http://{shown}:{self.port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
             name=f"booklore-emulator:{self.port}", daemon=True)
         self._saver = threading.Thread(target=self._save_loop, name="booklore-emulator-saver", daemon=True)
         self._stopped = False

@@ -122,6 +122,7 @@ class State:
         self.log_seq = 0
         self.dirty = False
         self._save_lock = threading.Lock()
+        self._unique: dict[str, dict[tuple[int, int, str], int]] = {}
 
         seed_obj = _load_seed(seed)
         library_books = []
@@ -173,6 +174,7 @@ class State:
     ) -> None:
         if not isinstance(seed, dict):
             raise SeedError("a seed is a JSON object")
+        self.invalidate()
         self.data = _empty_data()
         self.data["oidcOnly"] = bool(seed.get("oidcOnly", False))
         for lib in seed.get("libraries") or [{"id": 1, "name": "Library"}]:
@@ -422,6 +424,34 @@ class State:
             self.data["progress"][key] = row
         return row
 
+    # ------------------------------------------------------------------ UNIQUE(user, book, cfi)
+
+    @staticmethod
+    def cfi_key(cfi: str) -> str:
+        # MariaDB's default collation: case-insensitive, trailing spaces ignored
+        return cfi.rstrip(" ").lower()
+
+    def _unique_index(self, table: str) -> dict[tuple[int, int, str], int]:
+        idx = self._unique.get(table)
+        if idx is None:
+            idx = {}
+            for rec in self.data[table].values():
+                if rec.get("cfi") is not None:
+                    idx[(rec["userId"], rec["bookId"], self.cfi_key(rec["cfi"]))] = rec["id"]
+            self._unique[table] = idx
+        return idx
+
+    def unique_exists(self, table: str, user_id: int, book_id: int, cfi: str) -> bool:
+        return (user_id, book_id, self.cfi_key(cfi)) in self._unique_index(table)
+
+    def unique_add(self, table: str, rec: dict[str, Any]) -> None:
+        if rec.get("cfi") is not None:
+            self._unique_index(table)[(rec["userId"], rec["bookId"], self.cfi_key(rec["cfi"]))] = rec["id"]
+
+    def invalidate(self) -> None:
+        """Forget derived indexes (after any change not made through ``unique_add``)."""
+        self._unique.clear()
+
     # ------------------------------------------------------------------ tokens
 
     def token_for(self, claims: dict[str, Any]) -> str:
@@ -503,6 +533,7 @@ class State:
         if file_ids:
             data["nextIds"]["bookFiles"] = max(data["nextIds"]["bookFiles"], max(file_ids) + 1)
         self.data = data
+        self.invalidate()
         if obj.get("secret"):
             self.secret = bytes.fromhex(obj["secret"])
         self.refresh_tokens = {}
@@ -761,7 +792,7 @@ class State:
             del self.data["users"][user["id"]]
             self.mark_dirty()
 
-    def renumber(self, offset: int) -> dict[str, int]:
+    def renumber(self, offset: int = 100) -> dict[str, int]:
         """Give every book the id ``old + offset`` (a rebuilt library); everything that
         refers to a book follows it."""
         offset = int(offset)
@@ -783,6 +814,7 @@ class State:
             }
             for shelf in self.data["shelves"].values():
                 shelf["bookIds"] = [b + offset for b in shelf["bookIds"]]
+            self.invalidate()
             if new_books:
                 self.data["nextIds"]["books"] = max(self.data["nextIds"]["books"] + offset,
                                                     max(new_books) + 1)
@@ -793,6 +825,7 @@ class State:
         """Back to the seed state; clears faults, tokens, the limiter and the request log."""
         with self.lock:
             self.data = copy.deepcopy(self.seed_data)
+            self.invalidate()
             self.refresh_tokens.clear()
             self.issued_access.clear()
             self.expired_tokens.clear()
@@ -811,6 +844,7 @@ class State:
                 self._apply_seed(obj or {})
             except (SeedError, KeyError, TypeError, ValueError):
                 self.data = old
+                self.invalidate()
                 raise
             self.seed_data = copy.deepcopy(self.data)
             self.refresh_tokens.clear()
@@ -819,10 +853,18 @@ class State:
             self.mark_dirty()
 
     # faults
-    def inject_fault(self, path: str, action: str = "status", **spec: Any) -> dict[str, Any]:
+    def inject_fault(self, path: str | dict[str, Any], action: str | None = None,
+                     **spec: Any) -> dict[str, Any]:
         """Add a fault rule (§7.7), e.g. ``inject_fault("/api/v1/reading-sessions/batch",
-        "status", status=503, times=2)``.  Returns the rule with its ``id``."""
-        rule: FaultRule = self.faults.add(dict(spec, path=path, action=action))
+        "status", status=503, times=2)``, or ``inject_fault({...rule as JSON...})``.
+        Returns the rule (with ``id`` and ``remaining``)."""
+        if isinstance(path, dict):
+            rule_spec = dict(path, **spec)
+            if action is not None:
+                rule_spec["action"] = action
+        else:
+            rule_spec = dict(spec, path=path, action=action or "status")
+        rule: FaultRule = self.faults.add(rule_spec)
         return rule.to_json()
 
     def fault_rules(self) -> list[dict[str, Any]]:
@@ -881,6 +923,11 @@ class State:
             self.expired_tokens.add(token)
             if token in self.refresh_tokens:
                 self.refresh_tokens[token]["expiry"] = self.clock.time() - 1
+
+    def break_token(self, token: str) -> None:
+        """Make one given token fail the signature check from now on."""
+        with self.lock:
+            self.broken_tokens.add(token)
 
 
 def _load_seed(seed: dict[str, Any] | str | os.PathLike[str] | None) -> dict[str, Any] | None:

@@ -627,28 +627,7 @@ def _iso_epoch(s: Any) -> int | None:
 
 def _session_ranges(store: Any, fp: str) -> list[tuple[int, int]]:
     """(start, end) of the sessions already queued or synced for ``fp`` (§3.5 step 7)."""
-    out: list[tuple[int, int]] = []
-    finder = getattr(store, "session_ranges", None)
-    if callable(finder):
-        return [(int(a), int(b)) for a, b in finder(fp)]
-    for item in store.pending("sessions", fingerprint=fp):
-        start = item.key.get("start_epoch")
-        end = _iso_epoch(item.payload.get("endTime"))
-        if start is not None and end is not None:
-            out.append((int(start), end))
-    # synced history: read-only query (the store has no public accessor for it yet)
-    execute = getattr(store, "_execute", None)
-    if callable(execute):
-        for start, payload in execute(
-                "SELECT start_epoch, payload FROM historical_sessions WHERE fingerprint = ?",
-                (fp,)):
-            try:
-                end = _iso_epoch(json.loads(payload).get("endTime"))
-            except (ValueError, AttributeError):
-                end = None
-            if end is not None:
-                out.append((int(start), end))
-    return out
+    return store.session_ranges(fp)
 
 
 def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -660,10 +639,9 @@ def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _signature(store: Any, cfg: Mapping[str, Any]) -> str:
     keys = sorted(k for k in cfg if k.startswith(("sync.", "device.", "scan.", "annotations.")))
-    try:
-        history = store.history_counts()
-    except Exception:  # noqa: BLE001 - a store without the accessor: never skip
-        history = time.time()
+    # what scans skipped as synced or discarded can come back only when that history is
+    # cleared: the store's history generation says when
+    history = store.history_generation()
     blob = json.dumps([SCAN_VERSION, CONVERTER_VERSION, [(k, cfg[k]) for k in keys], history],
                       sort_keys=True, default=str)
     return hashlib.md5(blob.encode()).hexdigest()

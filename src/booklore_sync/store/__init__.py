@@ -6,8 +6,6 @@ can be used by the start-up fast path without loading the whole store.
 
 from __future__ import annotations
 
-
-
 _FROM_DB = {
     "ALREADY_QUEUED", "ALREADY_SYNCED", "DISCARDED", "NEW_OUTCOMES", "QUEUED", "UPDATED",
     "BookRow", "CapabilityCache", "QueueItem", "Store", "StoreError", "StoreVersionError",

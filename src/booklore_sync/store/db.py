@@ -18,7 +18,7 @@ from typing import Any
 
 from booklore_sync.store import queries
 from booklore_sync.store.migrations import LATEST, MIGRATIONS
-from booklore_sync.store.queries import HISTORY_TABLES, LETTERS, QUEUE_TABLES, QUEUES
+from booklore_sync.store.queries import HISTORY_TABLES, QUEUE_TABLES, QUEUES
 
 # the natural-key columns of each queue (besides the fingerprint), spec §3
 KEY_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -93,6 +93,7 @@ class QueueItem:
     book_id: int | None = None
     title: str | None = None
     file_path: str | None = None
+    book_type: str | None = None
     done_parts: list[str] = field(default_factory=list)
 
     @property
@@ -419,19 +420,42 @@ class Store:
 
     def _enqueue_keyed(self, queue: str, fingerprint: str, key: dict[str, Any],
                        payload: dict[str, Any] | None, last_error: str | None) -> str:
+        """Queue an item unless it is queued, synced or discarded (one statement when new)."""
         table = QUEUE_TABLES[queue]
+        history = HISTORY_TABLES[queue]
         where = " AND ".join(f"{c} = ?" for c in ("fingerprint", *key))
         params = (fingerprint, *key.values())
-        with self.transaction():
-            if self._execute(f"SELECT 1 FROM {table} WHERE {where}", params).fetchone():
-                return ALREADY_QUEUED
-            history = HISTORY_TABLES[queue]
-            if self._execute(f"SELECT 1 FROM {history} WHERE {where}", params).fetchone():
-                return ALREADY_SYNCED
-            if self._is_discarded(queue, fingerprint, list(key.values())):
-                return DISCARDED
-            self._insert_queue_row(queue, fingerprint, key, payload, last_error)
+        values = {
+            "fingerprint": fingerprint,
+            "payload": json.dumps(payload or {}, ensure_ascii=False, sort_keys=True),
+            "created_at": utcnow(),
+            "last_error": last_error,
+            **key,
+        }
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        cur = self._execute(
+            f"INSERT INTO {table}({cols}) SELECT {marks}"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {history} WHERE {where})"
+            " AND NOT EXISTS (SELECT 1 FROM discarded_items WHERE queue = ? AND item_key = ?)"
+            " ON CONFLICT DO NOTHING",
+            (*values.values(), *params, queue, _key_text(queue, fingerprint, list(key.values()))))
+        if cur.rowcount == 1:
             return QUEUED
+        row = self._execute(f"SELECT id, state, payload, last_error FROM {table} WHERE {where}",
+                            params).fetchone()
+        if row is not None:
+            # a row queued without a position (no CFI yet) gets it once the book is at hand
+            if (row["state"] == "pending" and last_error is None and row["last_error"]
+                    and queue in ("annotations", "bookmarks")
+                    and (payload or {}).get("cfi") and not json.loads(row["payload"]).get("cfi")):
+                self._execute(f"UPDATE {table} SET payload = ?, last_error = NULL WHERE id = ?",
+                              (values["payload"], row["id"]))
+                return UPDATED
+            return ALREADY_QUEUED
+        if self._execute(f"SELECT 1 FROM {history} WHERE {where}", params).fetchone():
+            return ALREADY_SYNCED
+        return DISCARDED
 
     def enqueue_session(self, fingerprint: str, start_epoch: int, payload: dict[str, Any]) -> str:
         return self._enqueue_keyed("sessions", fingerprint, {"start_epoch": int(start_epoch)},
@@ -535,7 +559,7 @@ class Store:
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         rows = self._execute(
             f"SELECT q.*, b.id AS cache_id, b.book_id AS book_id, b.title AS title,"
-            f" b.file_path AS file_path FROM {table} q"
+            f" b.file_path AS file_path, b.book_type AS book_type FROM {table} q"
             f" LEFT JOIN book_hashes h ON h.hash = q.fingerprint"
             f" LEFT JOIN book_cache b ON b.id = h.cache_id{clause} ORDER BY q.id", params)
         items = []
@@ -548,7 +572,7 @@ class Store:
                 last_error=r["last_error"], last_status=r["last_status"], state=r["state"],
                 key={c: r[c] for c in KEY_COLUMNS[queue]},
                 cache_id=r["cache_id"], book_id=r["book_id"], title=r["title"],
-                file_path=r["file_path"],
+                file_path=r["file_path"], book_type=r["book_type"],
                 done_parts=json.loads(r["done_parts"]) if "done_parts" in keys else [],
             ))
         return items
@@ -700,6 +724,27 @@ class Store:
             for name in ledgers:
                 table = "discarded_items" if name == "discarded" else HISTORY_TABLES[name]
                 out[name] = self._execute(f"DELETE FROM {table}").rowcount
+            self._execute("UPDATE store_meta SET value = CAST(value AS INTEGER) + 1"
+                          " WHERE key = 'history_generation'")
+        return out
+
+    def history_generation(self) -> int:
+        """Goes up whenever synced history or the discard list is cleared: what was
+        skipped as 'already synced' or 'discarded' may be queued again."""
+        row = self._execute(
+            "SELECT value FROM store_meta WHERE key = 'history_generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def session_ranges(self, fingerprint: str) -> list[tuple[int, int]]:
+        """(start, end) epochs of the sessions queued or synced for a book."""
+        out = []
+        for table in ("pending_sessions", "historical_sessions"):
+            for start, payload in self._execute(
+                    f"SELECT start_epoch, payload FROM {table} WHERE fingerprint = ?",
+                    (fingerprint,)):
+                end = _epoch(json.loads(payload).get("endTime"))
+                if end is not None:
+                    out.append((int(start), end))
         return out
 
     # ----------------------------------------------------------- capabilities
@@ -732,6 +777,17 @@ class CapabilityCache:
 
     def drop(self, server_url: str) -> None:
         self._store.drop_capabilities(server_url)
+
+
+def _epoch(text: Any) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SSZ`` as epoch seconds (None if absent or malformed)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+                   .replace(tzinfo=timezone.utc).timestamp())
+    except ValueError:
+        return None
 
 
 def _split_sql(script: str) -> list[str]:

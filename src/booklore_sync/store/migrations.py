@@ -163,8 +163,19 @@ CREATE TABLE server_capabilities (
 );
 """
 
+V2 = """
+-- small key/value facts about the store itself (e.g. the history generation that
+-- invalidates the importer's memo when synced history is cleared)
+CREATE TABLE store_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO store_meta(key, value) VALUES ('history_generation', '0');
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "queues, book cache, synced history, memo, capabilities", V1),
+    (2, "store_meta (history generation)", V2),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -32,7 +32,7 @@ _COUNTS_SQL = " UNION ALL ".join(f"SELECT COUNT(*) FROM {QUEUE_TABLES[q]}" for q
 
 def queue_counts(conn: sqlite3.Connection) -> dict[str, int]:
     rows = conn.execute(_COUNTS_SQL).fetchall()
-    return {q: int(r[0]) for q, r in zip(QUEUES, rows)}
+    return {q: int(r[0]) for q, r in zip(QUEUES, rows, strict=True)}
 
 
 def cache_counts(conn: sqlite3.Connection) -> dict[str, int]:

@@ -88,6 +88,7 @@ class SyncEngine:
         self.caps: Any = None
         self._settled: dict[str, set[int]] = {q: set() for q in QUEUES}
         self._lookup_failed: dict[str, E.BookLoreError] = {}
+        self._server_types: dict[int, str] = {}
         self._items: dict[str, list[QueueItem]] = {}
         self._done = 0
         self._total = 0
@@ -183,8 +184,16 @@ class SyncEngine:
               count: bool = True, state: str = "pending") -> None:
         if not items:
             return
-        self.store.record_attempt(queue, [i.id for i in items], error=reason, status=status,
-                                  count_attempt=count, state=state)
+        # An item whose earlier upload has an unknown outcome (uncertain, or in flight
+        # when a run died) may already be on the server: failing it again (server lost,
+        # its check failed, an account refused…) must not make it 'pending', or a later
+        # run would resend it unchecked (§4.1 "Exactly once").  It stays uncertain.
+        doubtful = {i.id for i in items if i.state in UNCERTAIN_STATES} \
+            if state == "pending" else set()
+        for ids, new_state in (([i.id for i in items if i.id not in doubtful], state),
+                               (sorted(doubtful), "uncertain")):
+            self.store.record_attempt(queue, ids, error=reason, status=status,
+                                      count_attempt=count, state=new_state)
         tally = self.report.queues[queue]
         tally.failed += len(items)
         tally.fail_reasons[_reason_class(reason)] += len(items)
@@ -582,9 +591,39 @@ class SyncEngine:
                 return
         groups: dict[tuple[int, str], list[QueueItem]] = defaultdict(list)
         for item in items:
-            groups[(item.book_id, item.payload.get("bookType") or "EPUB")].append(item)  # type: ignore[index]
+            book_type = self._session_book_type(item)
+            if book_type is None:
+                self._skip("sessions", [item], "the book's format is unknown (scan the device "
+                           "with the book file, or match it, so BookLore's format can be used)")
+                continue
+            groups[(item.book_id, book_type)].append(item)  # type: ignore[index]
         for (book_id, book_type), group in groups.items():
             self._sync_book_sessions(book_id, book_type, group)
+
+    def _session_book_type(self, item: QueueItem) -> str | None:
+        """bookType: the session's own, else the cached book's, else BookLore's."""
+        from booklore_sync.booklore.models import BOOK_TYPES
+
+        for candidate in (item.payload.get("bookType"), item.book_type):
+            if candidate in BOOK_TYPES:
+                return candidate
+        known = self.books.get(item.fingerprint)
+        raw = known.book_raw if known is not None else None
+        if raw is None and item.book_id is not None:
+            cached = self._server_types.get(item.book_id)
+            if cached is not None:
+                return cached or None
+            try:
+                raw = self.client.get_book(item.book_id).raw
+            except E.OfflineError as exc:
+                raise ServerLost(str(exc)) from exc
+            except E.BookLoreError:
+                raw = None
+        primary = (raw or {}).get("primaryFile") or {}
+        found = primary.get("bookType") if isinstance(primary, dict) else None
+        if item.book_id is not None:
+            self._server_types[item.book_id] = found if found in BOOK_TYPES else ""
+        return found if found in BOOK_TYPES else None
 
     def _sync_book_sessions(self, book_id: int, book_type: str, items: list[QueueItem]) -> None:
         doubtful = [i for i in items if i.state in UNCERTAIN_STATES]

@@ -1,0 +1,390 @@
+"""A hypothesis state machine over the sync engine (issue 5): queue operations, a flaky
+server (the emulator's fault hooks, real HTTP) and crashes.
+
+Invariant after every step, for every item ever enqueued:
+- it is never on the server more than once, and the server holds nothing else;
+- an item no longer queued is on the server exactly once;
+- a queued item in state 'pending' of a kind the server does not deduplicate (sessions,
+  v1 book notes, bookmarks without a CFI) is not on the server (otherwise a later run
+  would send it a second time).
+At the end of every example one clean sync leaves every item on the server exactly once
+and every queue empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from booklore_sync.booklore import BookLoreClient
+from booklore_sync.emulator import start_emulator
+from booklore_sync.settings_defaults import DEFAULTS
+from booklore_sync.store import ALREADY_QUEUED, ALREADY_SYNCED, QUEUED, Store
+from booklore_sync.sync import engine as engine_module
+from booklore_sync.sync.engine import SyncEngine
+
+BATCH = "/api/v1/reading-sessions/batch"
+SESSIONS = "/api/v1/reading-sessions"
+ANNOTATIONS = "/api/v1/annotations"
+NOTES_V2 = "/api/v2/book-notes"
+NOTES_V1 = "/api/v1/book-notes"
+BOOKMARKS = "/api/v1/bookmarks"
+
+# (path, match, method) the faults aim at: the writes, the checks' list reads, the
+# fingerprint lookups, and everything under /api/v1 (health probe and auth included)
+TARGETS = [
+    (BATCH, "exact", "POST"),
+    (SESSIONS, "exact", "POST"),
+    (NOTES_V1, "exact", "POST"),
+    (NOTES_V2, "exact", "POST"),
+    (BOOKMARKS, "exact", "POST"),
+    (ANNOTATIONS, "exact", "POST"),
+    (SESSIONS + "/book/", "prefix", "GET"),
+    (NOTES_V1 + "/book/", "prefix", "GET"),
+    (BOOKMARKS + "/book/", "prefix", "GET"),
+    ("/api/koreader/books/by-hash/", "prefix", "GET"),
+    ("/api/v1/", "prefix", "*"),
+]
+# (action, status): a 500 on a write is answered without processing; a proxy 502 after
+# a commit is an unknown outcome (a 500 after a commit is not a case the spec allows)
+ACTIONS = [
+    ("status", 500),
+    ("status", 503),
+    ("drop", None),
+    ("hang", None),
+    ("commit_then_drop", None),
+    ("commit_then_hang", None),
+    ("commit_then_status", 502),
+]
+WRITES = ["post_sessions_batch", "post_session", "create_book_note_v1", "create_book_note_v2",
+          "create_bookmark", "create_annotation"]
+READ_TIMEOUT = 0.5
+
+
+class Crash(BaseException):
+    """The process dies (SIGKILL): nothing after this point runs, no handler sees it."""
+
+
+class CrashingClient:
+    """Delegates to the real client; ``method`` kills the run before its request leaves
+    or right after its answer came back (before the store learns of it)."""
+
+    def __init__(self, client: BookLoreClient, method: str, after: bool) -> None:
+        self._client, self._method, self._after = client, method, after
+        self.crashed = False
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        if name != self._method:
+            return attr
+
+        def call(*args, **kwargs):
+            if self._after:
+                attr(*args, **kwargs)
+            self.crashed = True
+            raise Crash(name)
+
+        return call
+
+
+@dataclass
+class Book:
+    fingerprint: str
+    book_id: int
+    book_type: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """One enqueued item and how to find it on the server."""
+
+    queue: str
+    key: tuple  # the store's natural key, fingerprint first
+    book: int  # BookLore id
+    deduplicated: bool  # the server refuses a second copy (409)
+    on_server: tuple  # ((table, match), …) — each part it must appear in once
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SyncMachine(RuleBasedStateMachine):
+    def __init__(self, emu, client: BookLoreClient, root: Path) -> None:
+        super().__init__()
+        self.emu = emu
+        self.client = client
+        self.root = root
+        self.store: Store | None = None
+        self.items: dict[tuple, Item] = {}
+        self.counter = itertools.count(1)
+
+    # ---------------------------------------------------------------- setup
+    @initialize(destination=st.sampled_from(["in_book", "in_booklore", "both"]))
+    def setup(self, destination: str) -> None:
+        self.emu.state.reset()  # back to the seed; faults and log cleared
+        n = next(self.counter)
+        home = self.root / f"example-{id(self)}-{n}"
+        home.mkdir(parents=True)
+        self.store = Store.open(home / "store.db")
+        self.settings = dict(DEFAULTS, **{"annotations.notes_destination": destination})
+        self.destination = destination
+        self.books: dict[str, Book] = {}
+        for kind, book_type in (("epub", "EPUB"), ("pdf", "PDF")):
+            fp = hashlib.md5(f"{home}/{kind}".encode()).hexdigest()
+            rec = self.emu.state.add_book(title=f"{kind} {n}", file_hash=fp,
+                                          book_type=book_type)
+            self.store.upsert_book(fp, title=f"{kind} {n}", book_type=book_type)
+            self.books[kind] = Book(fp, rec["id"], book_type)
+
+    def teardown(self) -> None:
+        if self.store is None:
+            return
+        try:
+            self.emu.state.clear_faults()
+            report = self._run(self.client)
+            assert report.exit_code == 0, (report.messages, report.to_json())
+            assert self.store.counts() == {q: 0 for q in self.store.counts()}, \
+                self.store.all_pending()
+            self._check(final=True)
+        finally:
+            self.store.close()
+
+    # ---------------------------------------------------------------- enqueue rules
+    def _add(self, item: Item, outcome: str) -> None:
+        if item.key in self.items:
+            assert outcome in (ALREADY_QUEUED, ALREADY_SYNCED), outcome
+        else:
+            assert outcome == QUEUED, outcome
+            self.items[item.key] = item
+
+    @rule(kind=st.sampled_from(["epub", "pdf"]), count=st.integers(1, 5),
+          duration=st.integers(30, 4000))
+    def enqueue_sessions(self, kind: str, count: int, duration: int) -> None:
+        book = self.books[kind]
+        for _ in range(count):
+            start = 1_700_000_000 + next(self.counter) * 7200
+            payload = {
+                "bookType": book.book_type, "durationSeconds": duration,
+                "durationFormatted": f"{duration // 60}m {duration % 60}s",
+                "startTime": _iso(start), "endTime": _iso(start + duration),
+                "startProgress": 10.0, "endProgress": 12.5, "progressDelta": 2.5,
+                "startLocation": "10", "endLocation": "12",
+            }
+            key = ("sessions", book.fingerprint, start)
+            outcome = self.store.enqueue_session(book.fingerprint, start, payload)
+            self._add(Item("sessions", key, book.book_id, False,
+                           (("sessions", _iso(start)[:19]),)), outcome)
+
+    @rule()
+    def enqueue_pdf_highlight(self) -> None:
+        """A PDF highlight: a v1 book note (not deduplicated by the server)."""
+        book = self.books["pdf"]
+        n = next(self.counter)
+        dt = (datetime(2024, 1, 1) + timedelta(minutes=n)).strftime("%Y-%m-%d %H:%M:%S")
+        text = f"highlighted text {n}"
+        payload = {"paged": True, "page": n, "text": text, "note": None, "kind": "highlight",
+                   "cfi": None, "chapter": None, "color": "#FFC107", "style": "highlight",
+                   "datetime": dt, "book_type": "PDF"}
+        position = f"{n}@1.0,2.0"
+        key = ("annotations", book.fingerprint, dt, "highlight", position)
+        outcome = self.store.enqueue_annotation(book.fingerprint, dt, "highlight", position,
+                                                payload)
+        self._add(Item("annotations", key, book.book_id, False,
+                       (("book_notes", (f"p. {n}", text)),)), outcome)
+
+    @rule()
+    def enqueue_epub_highlight(self) -> None:
+        """An EPUB highlight: an in-book annotation (deduplicated by CFI)."""
+        book = self.books["epub"]
+        n = next(self.counter)
+        dt = (datetime(2024, 2, 1) + timedelta(minutes=n)).strftime("%Y-%m-%d %H:%M:%S")
+        cfi = f"epubcfi(/6/{2 * n}!/4/2,/1:0,/1:9)"
+        payload = {"paged": False, "page": None, "text": f"words {n}", "note": None,
+                   "kind": "highlight", "cfi": cfi, "chapter": "One", "color": "#FFC107",
+                   "style": "highlight", "datetime": dt, "book_type": "EPUB"}
+        position = f"/body/DocFragment[{n}]/body/p[1]/text().0"
+        key = ("annotations", book.fingerprint, dt, "highlight", position)
+        outcome = self.store.enqueue_annotation(book.fingerprint, dt, "highlight", position,
+                                                payload)
+        self._add(Item("annotations", key, book.book_id, True, (("annotations", cfi),)),
+                  outcome)
+
+    @rule()
+    def enqueue_epub_note(self) -> None:
+        """An EPUB note: in-book note, BookLore book note, or both (the setting)."""
+        book = self.books["epub"]
+        n = next(self.counter)
+        dt = (datetime(2024, 3, 1) + timedelta(minutes=n)).strftime("%Y-%m-%d %H:%M:%S")
+        cfi = f"epubcfi(/6/{2 * n}!/4/4,/1:0,/1:9)"
+        note = f"my note {n}"
+        payload = {"paged": False, "page": None, "text": f"noted words {n}", "note": note,
+                   "kind": "note", "cfi": cfi, "chapter": f"Chapter {n}", "color": "#FFC107",
+                   "style": "highlight", "datetime": dt, "book_type": "EPUB"}
+        position = f"/body/DocFragment[{n}]/body/p[2]/text().0"
+        key = ("annotations", book.fingerprint, dt, "note", position)
+        parts = []
+        if self.destination in ("in_book", "both"):
+            parts.append(("notes_v2", cfi))
+        if self.destination in ("in_booklore", "both"):
+            parts.append(("book_notes", (f"Chapter {n}", note)))
+        outcome = self.store.enqueue_annotation(book.fingerprint, dt, "note", position, payload)
+        self._add(Item("annotations", key, book.book_id, self.destination == "in_book",
+                       tuple(parts)), outcome)
+
+    @rule()
+    def enqueue_pdf_bookmark(self) -> None:
+        """A PDF bookmark: no CFI, not deduplicated by the server."""
+        book = self.books["pdf"]
+        n = next(self.counter)
+        dt = (datetime(2024, 4, 1) + timedelta(minutes=n)).strftime("%Y-%m-%d %H:%M:%S")
+        payload = {"paged": True, "page": n, "title": f"p. {n}", "cfi": None, "chapter": None,
+                   "text": None, "datetime": dt}
+        key = ("bookmarks", book.fingerprint, dt)
+        outcome = self.store.enqueue_bookmark(book.fingerprint, dt, payload)
+        self._add(Item("bookmarks", key, book.book_id, False,
+                       (("bookmarks", (None, f"p. {n}")),)), outcome)
+
+    @precondition(lambda self: self.items)
+    @rule(data=st.data())
+    def enqueue_again(self, data) -> None:
+        """A rescan finds an item again: never a second queue row, never re-queued once
+        synced."""
+        key = data.draw(st.sampled_from(sorted(self.items, key=repr)))
+        queue, fp, *rest = key
+        if queue == "sessions":
+            outcome = self.store.enqueue_session(fp, rest[0], {"startTime": _iso(rest[0])})
+        elif queue == "annotations":
+            outcome = self.store.enqueue_annotation(fp, rest[0], rest[1], rest[2], {})
+        else:
+            outcome = self.store.enqueue_bookmark(fp, rest[0], {})
+        assert outcome in (ALREADY_QUEUED, ALREADY_SYNCED), outcome
+        assert (outcome == ALREADY_QUEUED) == (key in self._queued())
+
+    # ---------------------------------------------------------------- sync rules
+    def _run(self, client):
+        return SyncEngine(self.store, client, self.settings).run()
+
+    @rule()
+    def sync_clean(self) -> None:
+        report = self._run(self.client)
+        assert report.exit_code == 0, (report.messages, report.to_json())
+
+    def _has_work(self) -> bool:
+        return self.store is not None and any(self.store.counts().values())
+
+    @precondition(_has_work)
+    @rule(faults=st.lists(st.tuples(st.sampled_from(TARGETS), st.sampled_from(ACTIONS),
+                                    st.sampled_from([0, 0, 1, 2]), st.sampled_from([1, 2, None])),
+                          min_size=1, max_size=2))
+    def sync_with_faults(self, faults) -> None:
+        for (path, match, method), (action, status), skip, times in faults:
+            if "hang" in action and times is None:
+                times = 2  # each hang costs a read timeout
+            spec = {"match": match, "method": method, "skip": skip, "times": times}
+            if status is not None:
+                spec["status"] = status
+            self.emu.state.inject_fault(path, action=action, **spec)
+        try:
+            report = self._run(self.client)
+        finally:
+            self.emu.state.clear_faults()
+        assert report.exit_code in (0, 1, 3), (report.messages, report.to_json())
+
+    @precondition(_has_work)
+    @rule(method=st.sampled_from(WRITES), after=st.booleans())
+    def sync_and_crash(self, method: str, after: bool) -> None:
+        crashing = CrashingClient(self.client, method, after)
+        try:
+            self._run(crashing)
+        except Crash:
+            assert crashing.crashed
+        else:
+            assert not crashing.crashed  # nothing to send with that method
+
+    # ---------------------------------------------------------------- invariant
+    def _queued(self) -> dict[tuple, str]:
+        out = {}
+        for item in self.store.all_pending():
+            out[(item.queue, item.fingerprint, *item.key.values())] = item.state
+        return out
+
+    def _server(self) -> dict[str, Counter]:
+        state = self.emu.state
+        return {
+            "sessions": Counter((s["bookId"], s["startTime"][:19]) for s in state.sessions()),
+            "annotations": Counter((a["bookId"], a["cfi"]) for a in state.annotations()),
+            "notes_v2": Counter((n["bookId"], n["cfi"]) for n in state.notes_v2()),
+            "book_notes": Counter((n["bookId"], (n["title"], n["content"]))
+                                  for n in state.book_notes()),
+            "bookmarks": Counter((b["bookId"], (b.get("cfi") or None, b["title"]))
+                                 for b in state.bookmarks()),
+        }
+
+    @invariant()
+    def exactly_once(self) -> None:
+        if self.store is not None:
+            self._check(final=False)
+
+    def _check(self, *, final: bool) -> None:
+        server = self._server()
+        queued = self._queued()
+        expected: dict[str, set] = {table: set() for table in server}
+        for key, item in self.items.items():
+            state = queued.get(key)
+            for table, match in item.on_server:
+                where = (item.book, match)
+                expected[table].add(where)
+                n = server[table][where]
+                assert n <= 1, f"{key} is {n} times on the server ({table})"
+                if state is None:
+                    assert n == 1, f"{key} left the queue but is not on the server ({table})"
+                elif state == "pending" and not item.deduplicated and table != "notes_v2":
+                    assert n == 0, f"{key} is on the server but queued as pending ({table})"
+            if final:
+                assert state is None, f"{key} still queued ({state})"
+        for table, counts in server.items():
+            stray = set(counts) - expected[table]
+            assert not stray, f"the server holds items nobody enqueued: {table} {stray}"
+
+
+@pytest.fixture
+def machine_env(tmp_path, monkeypatch):
+    # small batches, so a run sends several per book (partial commits, mixed outcomes)
+    monkeypatch.setattr(engine_module, "BATCH_SIZE", 3)
+    emu = start_emulator(mode="fork", port=0, library=None)
+    client = BookLoreClient(
+        emu.base_url, booklore_user="demo", booklore_password="demo",
+        koreader_user="demo", koreader_password="demo",
+        connect_timeout=2, read_timeout=READ_TIMEOUT, retry_backoff=0.01,
+    )
+    try:
+        yield emu, client, tmp_path
+    finally:
+        client.close()
+        emu.stop()
+
+
+def test_sync_state_machine(machine_env):
+    emu, client, root = machine_env
+    run_state_machine_as_test(
+        lambda: SyncMachine(emu, client, root),
+        settings=settings(max_examples=15, stateful_step_count=12, deadline=None,
+                          suppress_health_check=list(HealthCheck)),
+    )

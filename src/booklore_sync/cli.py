@@ -20,11 +20,14 @@ from booklore_sync.store import QUEUES, Store, StoreError
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    # a traceback must never show local variables: they may hold a password or a token
+    pretty_exceptions_show_locals=False,
     help="Deliver KOReader reading data (sessions, highlights, notes, bookmarks, ratings, "
     "progress) to a BookLore server, exactly once.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-advanced_app = typer.Typer(no_args_is_help=True, help="Re-match all books; clear synced history.")
+advanced_app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
+                           help="Re-match all books; clear synced history.")
 app.add_typer(advanced_app, name="advanced")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OFFLINE, EXIT_LOCKED = 0, 1, 2, 3, 4

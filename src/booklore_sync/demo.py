@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from booklore_sync.config import Config
+from booklore_sync.koreader.fingerprint import partial_md5
 from booklore_sync.store import QUEUES, Store
 
 DEMO_USER = ("demo", "demo")
@@ -23,6 +24,34 @@ DEMO_USER = ("demo", "demo")
 
 def _step(title: str) -> None:
     print(f"\n== {title} ==", flush=True)
+
+
+_LABELS = {"sessions": ("session", "sessions"), "highlights": ("highlight", "highlights"),
+           "notes": ("note", "notes"), "bookmarks": ("bookmark", "bookmarks"),
+           "ratings": ("rating", "ratings"), "progress": ("position", "positions")}
+
+
+def _queued_per_book(store: Store) -> list[str]:
+    """One line per book: what the scan queued for it, and how many of its
+    EPUB positions became CFIs (PDF items need none)."""
+    books: dict[str, dict[str, int]] = {}
+    for queue in QUEUES:
+        for item in store.pending(queue):
+            counts = books.setdefault(item.title or item.fingerprint, {})
+            kind = queue
+            if queue == "annotations":
+                kind = "notes" if item.payload.get("kind") == "note" else "highlights"
+            counts[kind] = counts.get(kind, 0) + 1
+            if queue in ("annotations", "bookmarks") and not item.payload.get("paged"):
+                counts["epub"] = counts.get("epub", 0) + 1
+                counts["cfi"] = counts.get("cfi", 0) + bool(item.payload.get("cfi"))
+    lines = []
+    for name, counts in books.items():
+        parts = [f"{counts[k]} {_LABELS[k][counts[k] != 1]}" for k in _LABELS if counts.get(k)]
+        if counts.get("epub"):
+            parts.append(f"CFIs {counts['cfi']}/{counts['epub']}")
+        lines.append(f"  {name}: " + ", ".join(parts))
+    return lines
 
 
 def run_demo(keep: Path | None = None) -> int:
@@ -40,12 +69,20 @@ def run_demo(keep: Path | None = None) -> int:
         device = build_sample_device(work / "device")
         print(f"device folder: {device.root}")
         for book in device.books:
-            print(f"  {book.relative_to(device.root)}")
+            sidecar = next(book.parent.glob(f"{book.stem}.sdr/metadata.*.lua"), None)
+            print(f"  {book.relative_to(device.root)}  (fingerprint {partial_md5(book)})")
+            if sidecar is not None:
+                print(f"    {sidecar.relative_to(device.root)}")
+        data_dir = device.root / ".adds" / "koreader"
+        for extra in ("settings.reader.lua", "settings/statistics.sqlite3"):
+            print(f"  {(data_dir / extra).relative_to(device.root)}")
 
         _step("Starting the BookLore emulator")
         emu = start_emulator(mode="fork", library=device.library, port=0,
                              user=DEMO_USER, koreader_user=DEMO_USER)
         print(f"{emu.base_url}  (BookLore user demo/demo, KOReader account demo/demo)")
+        print(f"library: the same {len(device.books)} book files, byte for byte "
+              "(the server knows them by the same fingerprints)")
 
         home = work / "home"
         env = {
@@ -63,15 +100,20 @@ def run_demo(keep: Path | None = None) -> int:
         _step(f"booklore-sync scan {device.root}")
         with Store.open(cfg.store_path) as store:
             scan = scan_source(store, device.root, cfg.settings())
+            per_book = _queued_per_book(store)
         data = scan.to_json()
         print(f"{data['books']} books; queued: "
               + ", ".join(f"{data['queued'][q]} {q}" for q in QUEUES))
+        for line in per_book:
+            print(line)
         for problem in data["errors"]:
             print(f"  error: {problem['file']}: {problem['error']}")
+        for problem in data["warnings"]:
+            print(f"  warning: {problem['file']}: {problem['error']}")
 
         _step("booklore-sync status")
         with Store.open(cfg.store_path) as store:
-            print(status_text(status_data(store, verbose=True)))
+            print(status_text(status_data(store)))
 
         _step("booklore-sync sync")
         report = sync_once(cfg)
@@ -79,8 +121,9 @@ def run_demo(keep: Path | None = None) -> int:
             print(message)
         for line in report.summary_lines():
             print(line)
+        print(f"(exit code {report.exit_code})")
 
-        _step("booklore-sync status")
+        _step("booklore-sync status --verbose")
         with Store.open(cfg.store_path) as store:
             print(status_text(status_data(store, verbose=True)))
 
@@ -88,9 +131,9 @@ def run_demo(keep: Path | None = None) -> int:
         state = emu.state
         held = {
             "reading sessions": len(state.sessions()),
-            "highlights": len(state.annotations()),
-            "in-book notes": len(state.notes_v2()),
-            "book notes": len(state.book_notes()),
+            "highlights (EPUB, by CFI)": len(state.annotations()),
+            "in-book notes (EPUB, by CFI)": len(state.notes_v2()),
+            "book notes (PDF highlights and notes: no CFI)": len(state.book_notes()),
             "bookmarks": len(state.bookmarks()),
             "ratings": len(state.ratings()),
             "KOReader positions": len(state.progress()),
@@ -100,6 +143,8 @@ def run_demo(keep: Path | None = None) -> int:
 
         _step("Second sync (nothing is sent twice)")
         again = sync_once(cfg)
+        for message in again.messages + again.config_errors:
+            print(message)
         for line in again.summary_lines():
             print(line)
         code = report.exit_code or again.exit_code

@@ -750,3 +750,21 @@ def test_find_by_hash_falls_back_to_bearer_when_not_linked(emulator):
     # the probe's KOReader try (409), then only the bearer route
     assert by_hash[0] == ("koreader", 409)
     assert [x for x in by_hash[1:] if x[0] == "koreader"] == []
+
+
+def test_login_dropped_once_is_repeated(emulator):
+    emu = emulator("fork")
+    emu.inject_fault("/api/v1/auth/login", "drop", method="POST", times=1)
+    with client(emu) as c:
+        assert c.get_book(1).id == 1
+
+
+def test_login_hang_is_offline_for_the_call(emulator):
+    emu = emulator("fork")
+    emu.inject_fault("/api/v1/auth/login", "hang", method="POST", times=1)
+    with client(emu, read_timeout=0.3) as c:
+        with pytest.raises(OfflineError) as info:
+            c.post_session(1, "EPUB", session())  # the session itself was never sent
+        assert "login" in info.value.message
+        c.post_session(1, "EPUB", session())
+    assert len(emu.state.sessions()) == 1

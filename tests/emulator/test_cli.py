@@ -73,3 +73,16 @@ def test_run_emulator_cli_signature():
         "host", "port", "library", "mode", "state_file", "user", "koreader_user", "admin", "control",
         "no_spa_fallback", "fixed_bugs", "seed"]
     assert inspect.signature(run_emulator_cli).parameters["port"].default == 6060
+
+
+def test_cli_no_control_hides_the_control_api():
+    proc = spawn("--no-control")
+    try:
+        url = proc.stdout.readline().strip()
+        r = httpx.get(url + "/__emulator/state", timeout=5)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -447,6 +447,8 @@ class BookLoreClient:
             try:
                 resp = self._token_request(LOGIN, {"username": self._bl_user, "password": self._bl_password.reveal()})
             except OutcomeUnknownError as exc:
+                if attempt == 0 and is_quick_drop(exc):
+                    continue  # a dropped (pooled) connection: a login is safe to repeat
                 # no answer to the login: for the caller's request nothing was sent.
                 raise OfflineError(
                     f"no answer to the BookLore login ({exc.message}); nothing else was sent",

@@ -58,14 +58,28 @@ def run_emulator_cli(
     user: str | tuple[str, str] | None = None,
     koreader_user: str | tuple[str, str] | None = None,
     admin: str | tuple[str, str] | None = None,
-    control: bool = False,
+    control: bool | None = None,
     no_spa_fallback: bool = False,
     fixed_bugs: bool = False,
     seed: str | os.PathLike[str] | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM.  The first stdout line is the base URL, then the
     accounts.  Returns 0 after a signal, 2 for a usage/configuration error, 1 when the
-    port cannot be bound."""
+    port cannot be bound.
+
+    ``control``: None = the control API only on a loopback address (§7.7); True = always;
+    False = never."""
+    done = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        # installed first, so that a signal during start-up still ends in a clean exit 0
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda _s, _f: done.set())
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
     try:
         if mode not in MODES:
             raise UsageError(f"--mode must be one of {', '.join(MODES)}")
@@ -78,21 +92,18 @@ def run_emulator_cli(
             raise UsageError(f"--library: not a folder: {library}")
         emu = start_emulator(
             mode=mode, library=library, host=host, port=port, state_file=state_file,
-            seed=seed, control=True if control else None, spa_fallback=not no_spa_fallback,
+            seed=seed, control=control, spa_fallback=not no_spa_fallback,
             fixed_bugs=fixed_bugs, **accounts,
         )
     except (UsageError, SeedError, FileNotFoundError) as exc:
+        restore()
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     except OSError as exc:
+        restore()
         print(f"error: cannot listen on {host}:{port}: {exc}", file=sys.stderr, flush=True)
         return 1
 
-    done = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda _s, _f: done.set())
     try:
         for line in _banner(emu):
             print(line, flush=True)
@@ -102,8 +113,7 @@ def run_emulator_cli(
         pass
     finally:
         emu.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
     return 0
 
 
@@ -119,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--user", metavar="NAME:PASSWORD")
     parser.add_argument("--koreader-user", metavar="NAME:PASSWORD")
     parser.add_argument("--admin", metavar="NAME:PASSWORD")
-    parser.add_argument("--control", action="store_true",
-                        help="enable /__emulator/ even when not bound to loopback")
+    parser.add_argument("--control", action=argparse.BooleanOptionalAction, default=None,
+                        help="serve /__emulator/ (default: only on a loopback address)")
     parser.add_argument("--no-spa-fallback", action="store_true")
     parser.add_argument("--fixed-bugs", action="store_true")
     args = parser.parse_args(argv)

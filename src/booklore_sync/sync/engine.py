@@ -95,6 +95,7 @@ class SyncEngine:
 
     # ================================================================ run
     def run(self) -> SyncReport:
+        probe_failed: E.BookLoreError | None = None
         try:
             self.caps = self.client.probe()  # starts with the health probe (api §6 probe 1)
         except E.OfflineError as exc:
@@ -104,10 +105,14 @@ class SyncEngine:
         except E.NotBookLoreError as exc:
             self.report.config_errors.append(f"{exc.message} — check server.url")
             return self.report
+        except (E.OutcomeUnknownError, E.ServerError) as exc:
+            # no answer (or a 5xx) to a probe: server trouble, not a configuration
+            # error — the run stops as when the server is lost later (spec §4.1)
+            probe_failed = exc
         except E.BookLoreError as exc:
             self.report.config_errors.append(str(exc))
             return self.report
-        if "koreader" in self.accounts:
+        if self.caps is not None and "koreader" in self.accounts:
             if self.caps.koreader_auth_ok is False:
                 self.dead_accounts["koreader"] = E.AuthError(
                     "the server rejected the KOReader user name or password",
@@ -120,6 +125,8 @@ class SyncEngine:
         self._load_items()
         self._total = sum(len(v) for v in self._items.values())
         try:
+            if probe_failed is not None:
+                raise ServerLost(str(probe_failed))
             self._resolve()
             self._phase("ratings", self._sync_ratings)
             self._phase("annotations", self._sync_annotations)

@@ -255,3 +255,10 @@ def test_config_file_permissions_and_content(home):
     mode = stat.S_IMODE(os.stat(home / "config.toml").st_mode)
     assert mode & 0o002 == 0
     json.dumps(text)
+
+
+def test_tracebacks_never_show_locals():
+    from booklore_sync.cli import advanced_app, app
+
+    assert app.pretty_exceptions_show_locals is False
+    assert advanced_app.pretty_exceptions_show_locals is False

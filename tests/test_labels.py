@@ -20,7 +20,7 @@ cache_strategy = st.integers(0, 50).flatmap(
 def test_summary_format(counts):
     summary = queue_summary(counts)
     parts = summary.split(", ") if summary else []
-    expected = [f"{counts[q]}{letter}" for q, letter in zip(QUEUES, "SARBP") if counts[q]]
+    expected = [f"{counts[q]}{letter}" for q, letter in zip(QUEUES, "SARBP", strict=True) if counts[q]]
     assert parts == expected
     for part in parts:
         assert re.fullmatch(r"[1-9][0-9]*[SARBP]", part)

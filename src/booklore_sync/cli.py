@@ -440,8 +440,9 @@ def emulator(
     koreader_user: str = typer.Option("demo:demo", "--koreader-user",
                                       help="KOReader account NAME:PASSWORD."),
     admin: str = typer.Option("admin:admin", "--admin", help="Admin user NAME:PASSWORD."),
-    control: bool = typer.Option(True, "--control/--no-control",
-                                 help="Serve the /__emulator/ control API."),
+    control: Optional[bool] = typer.Option(
+        None, "--control/--no-control",
+        help="Serve the /__emulator/ control API (default: only when bound to loopback)."),
     no_spa_fallback: bool = typer.Option(False, "--no-spa-fallback",
                                          help="Unknown GET paths answer 404, not the web page."),
     fixed_bugs: bool = typer.Option(False, "--fixed-bugs", help="Behave as if BookLore's known "

@@ -61,6 +61,10 @@ def run_demo(keep: Path | None = None) -> int:
     from booklore_sync.status import status_data, status_text
     from booklore_sync.sync.runner import sync_once
 
+    if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
+        # a previous run's store would already hold everything as synced
+        print(f"--keep {keep}: give a new or empty directory", file=sys.stderr)
+        return 2
     work = Path(tempfile.mkdtemp(prefix="booklore-sync-demo-")) if keep is None else keep
     work.mkdir(parents=True, exist_ok=True)
     emu = None
@@ -73,9 +77,8 @@ def run_demo(keep: Path | None = None) -> int:
             print(f"  {book.relative_to(device.root)}  (fingerprint {partial_md5(book)})")
             if sidecar is not None:
                 print(f"    {sidecar.relative_to(device.root)}")
-        data_dir = device.root / ".adds" / "koreader"
         for extra in ("settings.reader.lua", "settings/statistics.sqlite3"):
-            print(f"  {(data_dir / extra).relative_to(device.root)}")
+            print(f"  {(device.data_dir / extra).relative_to(device.root)}")
 
         _step("Starting the BookLore emulator")
         emu = start_emulator(mode="fork", library=device.library, port=0,

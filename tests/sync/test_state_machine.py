@@ -52,10 +52,12 @@ BOOKMARKS = "/api/v1/bookmarks"
 UNDEDUPLICATED = [(BATCH, "exact", "POST"), (SESSIONS, "exact", "POST"),
                   (NOTES_V1, "exact", "POST"), (BOOKMARKS, "exact", "POST")]
 DEDUPLICATED = [(ANNOTATIONS, "exact", "POST"), (NOTES_V2, "exact", "POST")]
-READS = [
+CHECKS = [
     (SESSIONS + "/book/", "prefix", "GET"),
     (NOTES_V1 + "/book/", "prefix", "GET"),
     (BOOKMARKS + "/book/", "prefix", "GET"),
+]
+READS = CHECKS + [
     ("/api/koreader/books/by-hash/", "prefix", "GET"),
     ("/api/v1/", "prefix", "*"),
 ]
@@ -167,8 +169,20 @@ class SyncMachine(RuleBasedStateMachine):
             assert outcome == QUEUED, outcome
             self.items[item.key] = item
 
-    @rule(kind=st.sampled_from(["epub", "pdf"]), count=st.integers(1, 5),
+    @rule(what=st.sampled_from(["sessions", "pdf_highlight", "epub_highlight", "epub_note",
+                                "pdf_bookmark"]),
+          kind=st.sampled_from(["epub", "pdf"]), count=st.integers(1, 4),
           duration=st.integers(30, 4000))
+    def enqueue(self, what: str, kind: str, count: int, duration: int) -> None:
+        """A scan: every earlier item found again, and new ones (sessions of either book,
+        or ``count`` items of one annotation or bookmark kind)."""
+        self._rescan()
+        if what == "sessions":
+            self.enqueue_sessions(kind, count, duration)
+            return
+        for _ in range(count):
+            getattr(self, f"enqueue_{what}")()
+
     def enqueue_sessions(self, kind: str, count: int, duration: int) -> None:
         book = self.books[kind]
         for _ in range(count):
@@ -185,7 +199,6 @@ class SyncMachine(RuleBasedStateMachine):
             self._add(Item("sessions", key, book.book_id, False,
                            (("sessions", _iso(start)[:19]),)), outcome)
 
-    @rule()
     def enqueue_pdf_highlight(self) -> None:
         """A PDF highlight: a v1 book note (not deduplicated by the server)."""
         book = self.books["pdf"]
@@ -202,7 +215,6 @@ class SyncMachine(RuleBasedStateMachine):
         self._add(Item("annotations", key, book.book_id, False,
                        (("book_notes", (f"p. {n}", text)),)), outcome)
 
-    @rule()
     def enqueue_epub_highlight(self) -> None:
         """An EPUB highlight: an in-book annotation (deduplicated by CFI)."""
         book = self.books["epub"]
@@ -219,7 +231,6 @@ class SyncMachine(RuleBasedStateMachine):
         self._add(Item("annotations", key, book.book_id, True, (("annotations", cfi),)),
                   outcome)
 
-    @rule()
     def enqueue_epub_note(self) -> None:
         """An EPUB note: in-book note, BookLore book note, or both (the setting)."""
         book = self.books["epub"]
@@ -241,7 +252,6 @@ class SyncMachine(RuleBasedStateMachine):
         self._add(Item("annotations", key, book.book_id, self.destination == "in_book",
                        tuple(parts)), outcome)
 
-    @rule()
     def enqueue_pdf_bookmark(self) -> None:
         """A PDF bookmark: no CFI, not deduplicated by the server."""
         book = self.books["pdf"]
@@ -254,33 +264,32 @@ class SyncMachine(RuleBasedStateMachine):
         self._add(Item("bookmarks", key, book.book_id, False,
                        (("bookmarks", (None, f"p. {n}")),)), outcome)
 
-    @precondition(lambda self: self.items)
-    @rule(data=st.data())
-    def enqueue_again(self, data) -> None:
-        """A rescan finds an item again: never a second queue row, never re-queued once
-        synced."""
-        key = data.draw(st.sampled_from(sorted(self.items, key=repr)))
-        queue, fp, *rest = key
-        if queue == "sessions":
-            outcome = self.store.enqueue_session(fp, rest[0], {"startTime": _iso(rest[0])})
-        elif queue == "annotations":
-            outcome = self.store.enqueue_annotation(fp, rest[0], rest[1], rest[2], {})
-        else:
-            outcome = self.store.enqueue_bookmark(fp, rest[0], {})
-        assert outcome in (ALREADY_QUEUED, ALREADY_SYNCED), outcome
-        assert (outcome == ALREADY_QUEUED) == (key in self._queued())
+    def _rescan(self) -> None:
+        """A scan finds every earlier item again: never a second queue row, and never
+        queued again once synced."""
+        queued = self._queued()
+        for key in self.items:
+            queue, fp, *rest = key
+            if queue == "sessions":
+                outcome = self.store.enqueue_session(fp, rest[0], {"startTime": _iso(rest[0])})
+            elif queue == "annotations":
+                outcome = self.store.enqueue_annotation(fp, rest[0], rest[1], rest[2], {})
+            else:
+                outcome = self.store.enqueue_bookmark(fp, rest[0], {})
+            assert outcome == (ALREADY_QUEUED if key in queued else ALREADY_SYNCED), (key, outcome)
 
     # ---------------------------------------------------------------- sync rules
+    def _has_work(self) -> bool:
+        return self.store is not None and any(self.store.counts().values())
+
     def _run(self, client):
         return SyncEngine(self.store, client, self.settings).run()
 
+    @precondition(_has_work)
     @rule()
     def sync_clean(self) -> None:
         report = self._run(self.client)
         assert report.exit_code == 0, (report.messages, report.to_json())
-
-    def _has_work(self) -> bool:
-        return self.store is not None and any(self.store.counts().values())
 
     def _sync_with(self, faults) -> None:
         for (path, match, method), (action, status), skip, times in faults:
@@ -297,11 +306,11 @@ class SyncMachine(RuleBasedStateMachine):
         assert report.exit_code in (0, 1, 3), (report.messages, report.to_json())
 
     @precondition(_has_work)
-    @rule(target=st.sampled_from(UNDEDUPLICATED + DEDUPLICATED), action=st.sampled_from(AMBIGUOUS),
+    @rule(aim=st.sampled_from(UNDEDUPLICATED + DEDUPLICATED), action=st.sampled_from(AMBIGUOUS),
           skip=st.sampled_from([0, 0, 1, 2]), times=st.sampled_from([1, 2, None]))
-    def sync_with_lost_answers(self, target, action, skip, times) -> None:
+    def sync_with_lost_answers(self, aim, action, skip, times) -> None:
         """Writes whose answer is lost (maybe after the server stored them)."""
-        self._sync_with([(target, action, skip, times)])
+        self._sync_with([(aim, action, skip, times)])
 
     @precondition(_has_work)
     @rule(faults=st.lists(st.tuples(st.sampled_from(READS + UNDEDUPLICATED + DEDUPLICATED),
@@ -311,6 +320,16 @@ class SyncMachine(RuleBasedStateMachine):
     def sync_with_server_trouble(self, faults) -> None:
         """Requests refused (5xx), dropped or left unanswered before processing."""
         self._sync_with(faults)
+
+    def _has_doubts(self) -> bool:
+        return self.store is not None and any(
+            state in ("uncertain", "in_flight") for state in self._queued().values())
+
+    @precondition(_has_doubts)
+    @rule(action=st.sampled_from(REFUSED))
+    def sync_with_failing_checks(self, action) -> None:
+        """Every read that checks what the server already holds fails."""
+        self._sync_with([(aim, action, 0, None) for aim in CHECKS])
 
     @precondition(_has_work)
     @rule(method=st.sampled_from(WRITES), after=st.booleans())

@@ -24,6 +24,7 @@ Value mapping:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -424,6 +425,129 @@ def _finish_table(d: dict[Any, Any]) -> Any:
     return d
 
 
+# ================================================================ fast path
+# KOReader writes its tables in one canonical shape (see :func:`dump`).  Text in that
+# shape is translated to JSON by a few C-level passes and decoded by the json
+# module, giving exactly what :class:`_Parser` builds.  Anything outside the narrow
+# shape (comments past the header, ``nil``/``nan``/``inf``, positional entries, name
+# keys, single quotes, long strings, escapes other than ``\\``, ``\"``, ``\<LF>``
+# and decimal ones below 128, …) or any JSON error makes :func:`_fast_parse` return
+# ``_ABSENT``, and the exact parser runs instead: errors and their positions always
+# come from :class:`_Parser`.  Nothing is ever executed.
+#
+# How: the text is cut into code and string contents.  The code (each string
+# replaced by ``_SENT``) may only hold characters that mean the same in JSON or are
+# rewritten here: ``["…"] =`` → ``"…":``; ``[N] =`` → ``"\ud800":0,"\ud800N":``
+# (U+D800 never occurs in text decoded with surrogateescape, and the escapes
+# accepted here only produce ASCII, so the marker cannot collide with a real key;
+# the object hook turns marked keys back into ints, insisting on canonical
+# decimals, and applies the list rule); a ``,`` before ``}`` is dropped.  Any
+# ``[``, ``]`` or ``=`` left over, a run of 19+ digits (Lua: a float above 2**63;
+# JSON: an int) or a table nested deeper than MAX_DEPTH declines.
+_SENT = "\x00"
+_MARK = "\ud800"
+_FAST_HEAD = re.compile(
+    r"\ufeff?[ \t\n\r]*+(?:--(?!\[=*\[)[^\n]*+(?:\n[ \t\n\r]*+|\Z))*+"
+    r"(?:return(?![A-Za-z0-9_.])[ \t\n\r]*+)?")
+# string contents (capturing): used when the text has backslashes
+_FAST_STR = re.compile(r'"((?:[^"\\\n\r]++|\\[\\"\n]|\\[0-9]{1,3})*+)"')
+_FAST_CODE = re.compile(
+    r"(?:[ \t\n\r{},\[\]=\x00.eE+\-truefals]++|[0-9]{1,18}+(?![0-9]))*+")
+_FAST_EMPTY = re.compile(r"\{[ \t\n\r]*+,")
+_FAST_TRAIL = re.compile(r",(?=[ \t\n\r]*+\})")
+_FAST_ESC = re.compile(r"\\(?:([0-9]{1,3})|.)", re.S)
+_FAST_DEC = re.compile(r"\\[0-9]")
+
+
+class _Decline(Exception):
+    pass
+
+
+def _fast_escape(m: re.Match[str]) -> str:
+    digits = m.group(1)
+    if digits is None:
+        return m.group(0)
+    v = int(digits)
+    if v >= 128:
+        raise _Decline
+    return "\\u%04x" % v
+
+
+def _fast_object(d: dict[str, Any]) -> Any:
+    if _MARK not in d:
+        return d
+    out: dict[Any, Any] = {}
+    for k, v in d.items():
+        if k[:1] == _MARK:
+            if len(k) > 1:
+                text = k[1:]
+                n = int(text)
+                if str(n) != text:
+                    raise _Decline
+                out[n] = v
+        else:
+            out[k] = v
+    return _finish_table(out)
+
+
+_FAST_JSON = json.JSONDecoder(object_hook=_fast_object, strict=False)
+
+
+def _fast_parse(data: bytes) -> Any:
+    """The canonical-KOReader-text fast path; ``_ABSENT`` means "use the parser"."""
+    text = data.decode("utf-8", "surrogateescape")
+    head = _FAST_HEAD.match(text).end()
+    body = text[head:] if head else text
+    escapes = "\\" in body
+    if escapes:
+        parts = _FAST_STR.split(body)
+    else:
+        parts = body.split('"')
+        if not len(parts) & 1:
+            return _ABSENT
+    code = _SENT.join(parts[0::2])
+    if code.count(_SENT) != len(parts) >> 1 or _FAST_CODE.fullmatch(code) is None:
+        return _ABSENT
+    if not escapes and ("\n" in body and body.count("\n") != code.count("\n")
+                        or "\r" in body and body.count("\r") != code.count("\r")):
+        return _ABSENT  # a raw line break inside a short string
+    if code.count("{") > MAX_DEPTH and not _depth_ok(code):
+        return _ABSENT
+    if _FAST_EMPTY.search(code) is not None:
+        return _ABSENT
+    code = (_FAST_TRAIL.sub("", code).replace("[\x00] =", "\x00:")
+            .replace("[", '"\\ud800":0,"\\ud800').replace("] =", '":'))
+    if "]" in code or "=" in code:
+        return _ABSENT
+    try:
+        if escapes:
+            strings = _SENT.join(parts[1::2]).replace("\n", "n")  # "\<LF>" → JSON "\n"
+            if _FAST_DEC.search(strings) is not None:
+                strings = _FAST_ESC.sub(_fast_escape, strings)
+            parts[1::2] = strings.split(_SENT)
+        parts[0::2] = code.split(_SENT)
+        return _FAST_JSON.decode('"'.join(parts))
+    except (ValueError, RecursionError, _Decline):
+        return _ABSENT
+
+
+def _depth_ok(code: str) -> bool:
+    """Tables nested at most MAX_DEPTH deep (each pass removes the innermost level)."""
+    braces = re.sub(r"[^{}]+", "", code)
+    for _ in range(MAX_DEPTH):
+        braces = braces.replace("{}", "")
+        if not braces:
+            return True
+    return False
+
+
+def _parse_exact(data: bytes, name: str | None) -> Any:
+    try:
+        return _Parser(data, name).parse_file()
+    except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
+        raise LuaParseError("nesting too deep", name) from None
+
+
 def parse(data: bytes | str, *, file: str | os.PathLike[str] | None = None) -> Any:
     """Parse one serialized Lua value (``[return] value``); ``None`` for ``nil``."""
     if isinstance(data, str):
@@ -431,10 +555,11 @@ def parse(data: bytes | str, *, file: str | os.PathLike[str] | None = None) -> A
     name = None if file is None else os.fspath(file)
     if len(data) > MAX_FILE_SIZE:
         raise LuaParseError(f"file larger than {MAX_FILE_SIZE} bytes", name)
-    try:
-        return _Parser(bytes(data), name).parse_file()
-    except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
-        raise LuaParseError("nesting too deep", name) from None
+    data = bytes(data)
+    value = _fast_parse(data)
+    if value is not _ABSENT:
+        return value
+    return _parse_exact(data, name)
 
 
 def parse_file(path: str | os.PathLike[str]) -> Any:

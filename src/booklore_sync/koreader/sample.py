@@ -725,6 +725,8 @@ def _read(rng: random.Random, anchor: int, plan: list[tuple[int, int, int | None
 
 def _write_statistics(path: Path, books: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        stale.unlink(missing_ok=True)        # a rebuilt sample replaces the old one
     conn = sqlite3.connect(path)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -811,7 +813,7 @@ def _epub_annotations(spec: _Epub, layout: _EpubLayout, reading: _Reading
 
 
 def _epub_book(spec: _Epub, books_dir: Path, rng: random.Random, anchor: int
-               ) -> tuple[Path, dict[str, Any], _Reading, _Epub]:
+               ) -> tuple[Path, dict[str, Any], _Reading]:
     path = books_dir / spec.file
     _write_epub(path, spec)
     layout = _EpubLayout(spec)
@@ -856,7 +858,7 @@ def _epub_book(spec: _Epub, books_dir: Path, rng: random.Random, anchor: int
     stats = {"title": spec.title, "authors": "\n".join(spec.authors), "notes": notes,
              "highlights": highlights, "pages": pages, "language": spec.language, "md5": md5,
              "reading": reading}
-    return path, stats, reading, spec
+    return path, stats, reading
 
 
 def _pdf_book(books_dir: Path, rng: random.Random, anchor: int
@@ -929,10 +931,10 @@ def _pdf_book(books_dir: Path, rng: random.Random, anchor: int
 # ======================================================================== main
 def build_sample_device(root: Path, *, library: Path | None = None,
                         now: float | None = None) -> SampleDevice:
-    """Write the sample device under ``root`` (created; must not hold a device
-    already) and its library copy under ``library`` (default: ``<root>-library``
-    next to it).  Reading happened 14 to 5 days before ``now`` (default: the
-    current time), UTC."""
+    """Write the sample device under ``root`` (created if needed) and the library
+    copy under ``library`` (default: ``<root>-library`` next to it, outside the
+    device).  The reading happened 14 to 5 days before ``now`` (default: the
+    current time), on a device whose clock runs on UTC."""
     root = Path(root)
     library = Path(library) if library is not None else root.with_name(root.name + "-library")
     now = int(now if now is not None else datetime.now(timezone.utc).timestamp())
@@ -949,7 +951,7 @@ def build_sample_device(root: Path, *, library: Path | None = None,
     expected = {"sessions": 0, "annotations": 0, "ratings": 0, "bookmarks": 0, "progress": 0}
     last_open: list[tuple[int, str]] = []
     for spec in (ALMANAC, ORCHARD):
-        path, st, reading, _s = _epub_book(spec, books_dir, rng, anchor)
+        path, st, reading = _epub_book(spec, books_dir, rng, anchor)
         files.append(path)
         stats.append(st)
         last_open.append((reading.end + 40, spec.file))

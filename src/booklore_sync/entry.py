@@ -55,21 +55,28 @@ def run_status(json_out: bool, verbose: bool) -> int:
                 conn.close()
             if data is not None:
                 return _print_status(data, json_out)
-    from booklore_sync.config import Config, ConfigError
     from booklore_sync.status import status_data
-    from booklore_sync.store.db import Store, StoreError
 
-    try:
-        cfg = Config.load()
-        store = Store.open(cfg.store_path)
-    except (ConfigError, StoreError) as exc:
-        sys.stderr.write(f"Error: {exc}\n")
+    store = _open_store()
+    if store is None:
         return EXIT_USAGE
     try:
         data = status_data(store, verbose=verbose)
     finally:
         store.close()
     return _print_status(data, json_out)
+
+
+def _open_store():  # -> Store | None
+    """The full store (created or migrated as needed); None after printing the error."""
+    from booklore_sync.config import Config, ConfigError
+    from booklore_sync.store.db import Store, StoreError
+
+    try:
+        return Store.open(Config.load().store_path)
+    except (ConfigError, StoreError) as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return None
 
 
 def _print_status(data: dict, json_out: bool) -> int:
@@ -94,14 +101,8 @@ def run_menu_dump() -> int:
         finally:
             conn.close()
     else:
-        from booklore_sync.config import Config, ConfigError
-        from booklore_sync.store.db import Store, StoreError
-
-        try:
-            cfg = Config.load()
-            store = Store.open(cfg.store_path)
-        except (ConfigError, StoreError) as exc:
-            sys.stderr.write(f"Error: {exc}\n")
+        store = _open_store()
+        if store is None:
             return EXIT_USAGE
         try:
             counts, cache = store.counts(), store.cache_counts()

@@ -8,12 +8,15 @@ sessions held back for a reason, suspicious clocks … are ``warnings``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import stat as stat_mod
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -115,9 +118,77 @@ class _Scan:
         self.digest_cache: dict[str, str | None] = {}
         self.tz = _zone(cfg.get("device.timezone"))
         self.signature = ""
+        self.switches = {q: bool(cfg.get(f"sync.{q}", True)) for q in QUEUE_NAMES}
+        # one stat per path and scan (the same files are asked about several times)
+        self.stats: dict[str, os.stat_result | OSError] = {}
+        # queue rows waiting for one Store.enqueue_many per queue (see enqueue)
+        self.pending_rows: dict[str, list[tuple[Any, ...]]] = {q: [] for q in QUEUE_NAMES}
+        self.pending_count = 0
+        self.batched = callable(getattr(store, "enqueue_many", None))
 
     def on(self, queue: str) -> bool:
-        return bool(self.cfg.get(f"sync.{queue}", True))
+        return self.switches[queue] if queue in self.switches else \
+            bool(self.cfg.get(f"sync.{queue}", True))
+
+    # ------------------------------------------------------------- queueing
+    def enqueue(self, queue: str, row: tuple[Any, ...]) -> None:
+        """Queue one item: ``row`` holds the arguments of ``store.enqueue_<queue>``.
+
+        Rows wait for a batched ``enqueue_many`` (same outcomes as the single calls in
+        the same order).  A row the store could refuse (text SQLite cannot encode)
+        goes through the single method right away, after the waiting rows, so that
+        its error surfaces in its book as before.
+        """
+        if not self.batched or not _storable(row):
+            self.flush()
+            self.report.count(queue, _SINGLE[queue](self.store, *row))
+            return
+        self.pending_rows[queue].append(row)
+        self.pending_count += 1
+        if self.pending_count >= 4000:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending_count:
+            return
+        for queue, rows in self.pending_rows.items():
+            if rows:
+                for outcome in self.store.enqueue_many(queue, rows):
+                    self.report.count(queue, outcome)
+                rows.clear()
+        self.pending_count = 0
+
+    # ---------------------------------------------------------------- stats
+    def stat(self, path: Path) -> os.stat_result | OSError:
+        key = str(path)
+        st = self.stats.get(key)
+        if st is None:
+            try:
+                st = os.stat(key)
+            except OSError as exc:
+                st = exc
+            except ValueError:  # embedded NUL: as pathlib's is_file()/exists()
+                st = FileNotFoundError(errno.ENOENT, "invalid path", key)
+            self.stats[key] = st
+        return st
+
+    def is_file(self, path: Path) -> bool:
+        """``Path.is_file()`` on the scan's one stat of ``path``."""
+        st = self.stat(path)
+        if isinstance(st, OSError):
+            if st.errno in _IGNORED_ERRNOS:
+                return False
+            raise st
+        return stat_mod.S_ISREG(st.st_mode)
+
+    def exists(self, path: Path) -> bool:
+        """``Path.exists()`` on the scan's one stat of ``path``."""
+        st = self.stat(path)
+        if isinstance(st, OSError):
+            if st.errno in _IGNORED_ERRNOS:
+                return False
+            raise st
+        return True
 
     # ------------------------------------------------------------ settings
     def read_lua_with_backup(self, path: Path) -> Any:
@@ -191,7 +262,9 @@ class _Scan:
             return self.digest_cache[key]
         digest = None
         try:
-            st = path.stat()
+            st = self.stat(path)
+            if isinstance(st, OSError):
+                raise st
             memo = self.store.get_file_memo(key)
             if memo is not None and memo[0] == st.st_size and memo[1] == st.st_mtime_ns:
                 digest = memo[2]
@@ -203,13 +276,11 @@ class _Scan:
         self.digest_cache[key] = digest
         return digest
 
-    @staticmethod
-    def file_state(path: Path | None) -> str:
+    def file_state(self, path: Path | None) -> str:
         if path is None:
             return "none"
-        try:
-            st = path.stat()
-        except OSError:
+        st = self.stat(path)
+        if isinstance(st, OSError):
             return "missing"
         return f"{st.st_size}:{st.st_mtime_ns}"
 
@@ -220,7 +291,7 @@ class _Scan:
         hash_groups = {g.hash: g for g in groups if g.hash is not None}
         claimed: dict[str, SidecarGroup] = {}
         for g in path_groups:
-            if g.book_path is not None and g.book_path.is_file():
+            if g.book_path is not None and self.is_file(g.book_path):
                 claimed[_norm(g.book_path)] = g
                 d = self.file_digest(g.book_path)
                 if d is not None and d in hash_groups:
@@ -237,11 +308,12 @@ class _Scan:
                 self.report.error(g.candidates[0].path, f"cannot import: {exc!r}")
             if self.on_progress is not None:
                 self.on_progress(i, total)
+        self.flush()
 
     def locate_hash_book(self, g: SidecarGroup, doc_path: str | None,
                          claimed: dict[str, SidecarGroup], book_files: list[str]) -> Path | None:
         local = self.mapper.to_local(doc_path)
-        if local is not None and local.is_file():
+        if local is not None and self.is_file(local):
             return local
         for name in book_files:
             f = Path(name)
@@ -281,7 +353,13 @@ class _Scan:
                 self.report.books += 1
                 self.restore_book(memo[2][len(token) + 1:])
                 return
-        chosen = choose_sidecar(g, self.file_times)
+        first_path = first.path if first is not None else None
+
+        def read(path: Path) -> bytes:
+            # the first candidate was read above: parse those very bytes
+            return first_raw if path is first_path else path.read_bytes()
+
+        chosen = choose_sidecar(g, self.file_times, read)
         if chosen is None:
             return
         for f, reason in chosen.errors:
@@ -291,11 +369,11 @@ class _Scan:
         data = chosen.data
         book_path = g.book_path
         doc_path = data.get("doc_path") if isinstance(data.get("doc_path"), str) else None
-        if book_path is None or not book_path.is_file():
+        if book_path is None or not self.is_file(book_path):
             mapped = self.mapper.to_local(doc_path)
             if g.hash is not None:
                 book_path = self.locate_hash_book(g, doc_path, claimed, book_files)
-            elif mapped is not None and mapped.is_file():
+            elif mapped is not None and self.is_file(mapped):
                 book_path = mapped
         errors_before = len(self.report.errors) + len(self.report.warnings)
         book = self.import_book(g, chosen.candidate, data, book_path, doc_path)
@@ -339,7 +417,7 @@ class _Scan:
                     book_path: Path | None, doc_path: str | None) -> _Book | None:
         report = self.report
         sidecar_path = cand.path
-        file_exists = book_path is not None and book_path.is_file()
+        file_exists = book_path is not None and self.is_file(book_path)
         file_digest = self.file_digest(book_path) if file_exists and book_path else None
         stored = data.get("partial_md5_checksum")
         stored = stored.lower() if isinstance(stored, str) and _HEX32.match(stored) else None
@@ -365,7 +443,7 @@ class _Scan:
         custom = None
         if g.sdr_dir is not None:
             cm = g.sdr_dir / "custom_metadata.lua"
-            if cm.exists():
+            if self.exists(cm):
                 try:
                     custom = parse(cm.read_bytes(), file=str(cm))
                     if not isinstance(custom, dict):
@@ -461,8 +539,8 @@ class _Scan:
                 if not paged:
                     payload["xpointer"] = it.page if isinstance(it.page, str) else None
                     payload["cfi_converter"] = CONVERTER_VERSION
-                outcome = self.store.enqueue_bookmark(fp, it.datetime, payload,
-                                                      last_error=None if paged else reason)
+                self.enqueue("bookmarks", (fp, it.datetime, payload,
+                                           None if paged else reason))
             else:
                 payload = {
                     "kind": it.kind, "paged": paged, "book_type": book_type, "cfi": cfi,
@@ -476,9 +554,8 @@ class _Scan:
                     payload["pos0"] = it.pos0 if isinstance(it.pos0, str) else None
                     payload["pos1"] = it.pos1 if isinstance(it.pos1, str) else None
                     payload["cfi_converter"] = CONVERTER_VERSION
-                outcome = self.store.enqueue_annotation(fp, it.datetime, it.kind, position, payload,
-                                                        last_error=None if paged else reason)
-            report.count(queue, outcome)
+                self.enqueue("annotations", (fp, it.datetime, it.kind, position, payload,
+                                             None if paged else reason))
 
     def check_clock(self, dt: str, file: Path) -> None:
         epoch = _local_epoch(dt, self.tz)
@@ -498,7 +575,7 @@ class _Scan:
         if not isinstance(r, (int, float)) or isinstance(r, bool) or not math.isfinite(r):
             return
         stars = min(5, max(1, math.floor(r)))
-        self.report.count("ratings", self.store.enqueue_rating(fp, stars * 2))
+        self.enqueue("ratings", (fp, stars * 2))
 
     def queue_progress(self, data: Mapping[str, Any], fp: str, candidates: list[str],
                        cand: Candidate) -> None:
@@ -526,7 +603,7 @@ class _Scan:
             times.append(int(cand.mtime))
         payload = {"device": self.device_name, "device_id": self.device_id,
                    "position_time": max(times) if times else None}
-        self.report.count("progress", self.store.enqueue_progress(fp, progress, pct, payload))
+        self.enqueue("progress", (fp, progress, pct, payload))
 
     # ------------------------------------------------------------- sessions
     def queue_sessions(self) -> None:
@@ -581,6 +658,40 @@ class _Scan:
             self.report.count("sessions", outcome)
 
 
+_SINGLE: dict[str, Callable[..., str]] = {
+    "annotations": lambda store, *a: store.enqueue_annotation(*a),
+    "bookmarks": lambda store, *a: store.enqueue_bookmark(*a),
+    "ratings": lambda store, *a: store.enqueue_rating(*a),
+    "progress": lambda store, *a: store.enqueue_progress(*a),
+    "sessions": lambda store, *a: store.enqueue_session(*a),
+}
+# the errors Path.is_file() / Path.exists() read as "no"
+_IGNORED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def _storable(row: tuple[Any, ...]) -> bool:
+    """Every text of a queue row (payload values included) can be stored as UTF-8."""
+    for v in row:
+        if type(v) is str:
+            if not v.isascii() and not _utf8(v):
+                return False
+        elif isinstance(v, dict):
+            for x in v.values():
+                if type(x) is str and not x.isascii() and not _utf8(x):
+                    return False
+                if isinstance(x, (dict, list, tuple)):
+                    return False  # not in our payloads: let the single method decide
+    return True
+
+
+def _utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _book_token(book: _Book) -> str:
     return json.dumps({"p": book.primary, "c": book.candidates, "t": book.book_type,
                        "n": book.title, "a": book.authors}, ensure_ascii=False,
@@ -588,7 +699,6 @@ def _book_token(book: _Book) -> str:
 
 
 def _norm(p: Path) -> str:
-    import unicodedata
     return unicodedata.normalize("NFC", str(p))
 
 

@@ -531,6 +531,240 @@ class Store:
             "progress", fingerprint, {"progress": progress, "percentage": float(percentage)},
             self.last_synced_progress(fingerprint), payload)
 
+    # ----------------------------------------------------------- batch enqueue
+    _MANY_CHUNK = 400
+    _MANY_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # as json.dumps(...) above
+
+    def enqueue_many(self, queue: str, rows: Iterable[Sequence[Any]]) -> list[str]:
+        """Many ``enqueue_<queue>`` calls in a few statements; their outcomes, in order.
+
+        Each row holds the positional arguments of the single method, fingerprint
+        first (``enqueue_annotation``: fingerprint, datetime, kind, position,
+        payload[, last_error]; ``enqueue_bookmark``: fingerprint, datetime,
+        payload[, last_error]; ``enqueue_session``: fingerprint, start_epoch,
+        payload; ``enqueue_rating``: fingerprint, rating[, payload];
+        ``enqueue_progress``: fingerprint, progress, percentage[, payload]).
+        Outcomes and the rows left in the queue are those of calling the single
+        method for each row in order (natural keys; already queued / already
+        synced / discarded; the CFI refresh of unconvertible annotations and
+        bookmarks; latest-value-wins for ratings and progress), duplicates within
+        the batch included.  Rows whose values are not of their columns' natural
+        types (or not storable: lone surrogates, NaN, out-of-range integers) go
+        through the single method, in their place in the order, so they fail
+        where it fails.  ``created_at`` is read once per batch.
+        """
+        single = {"sessions": self.enqueue_session, "annotations": self.enqueue_annotation,
+                  "bookmarks": self.enqueue_bookmark, "ratings": self.enqueue_rating,
+                  "progress": self.enqueue_progress}[queue]
+        flush = self._many_latest if queue in ("ratings", "progress") else self._many_keyed
+        out: list[str] = []
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            norm = self._many_row(queue, row)
+            if norm is None or len(batch) >= self._MANY_CHUNK:
+                if batch:
+                    with self.transaction():
+                        out += flush(queue, batch)
+                    batch = []
+            if norm is None:
+                out.append(single(*row))
+            else:
+                batch.append(norm)
+        if batch:
+            with self.transaction():
+                out += flush(queue, batch)
+        return out
+
+    def _many_row(self, queue: str, row: Sequence[Any]) -> tuple[Any, ...] | None:
+        """(fingerprint, key values, payload, payload JSON, last_error), or None for the
+        single-method path."""
+
+        text = self._many_text
+        try:
+            row = tuple(row)
+            fp = row[0]
+            if queue == "annotations":
+                keys, rest = tuple(row[1:4]), row[4:]
+                payload = rest[0]
+                last_error = rest[1] if len(rest) > 1 else None
+                if len(rest) > 2 or not all(text(k) for k in keys):
+                    return None
+            elif queue == "bookmarks":
+                keys, rest = (row[1],), row[2:]
+                payload = rest[0]
+                last_error = rest[1] if len(rest) > 1 else None
+                if len(rest) > 2 or not text(keys[0]):
+                    return None
+            elif queue == "sessions":
+                if len(row) != 3:
+                    return None
+                keys, payload, last_error = (int(row[1]),), row[2], None
+            elif queue == "ratings":
+                if len(row) > 3:
+                    return None
+                keys, payload, last_error = (int(row[1]),), row[2] if len(row) > 2 else None, None
+            else:  # progress
+                if len(row) > 4:
+                    return None
+                pct = float(row[2])
+                if not text(row[1]) or pct != pct:
+                    return None
+                keys, payload, last_error = (row[1], pct), row[3] if len(row) > 3 else None, None
+            if not text(fp) or not (last_error is None or text(last_error)):
+                return None
+            if any(type(k) is int and not -(1 << 63) <= k < (1 << 63) for k in keys):
+                return None
+            if payload is not None and not isinstance(payload, dict):
+                return None
+            pjson = self._MANY_JSON.encode(payload or {})
+            if not text(pjson):
+                return None
+        except Exception:  # noqa: BLE001 - let the single method raise it in its place
+            return None
+        return fp, keys, payload, pjson, last_error
+
+    @staticmethod
+    def _many_text(v: Any) -> bool:
+        """A str SQLite can store (UTF-8: no lone surrogates)."""
+        if type(v) is not str:
+            return False
+        if v.isascii():
+            return True
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+
+    def _many_keyed(self, queue: str, batch: list[tuple[Any, ...]]) -> list[str]:
+        """_enqueue_keyed for a batch: one lookup statement, then executemany."""
+        table, history = QUEUE_TABLES[queue], HISTORY_TABLES[queue]
+        cols = KEY_COLUMNS[queue]
+        n = len(cols)
+        discards = self._execute("SELECT 1 FROM discarded_items WHERE queue = ? LIMIT 1",
+                                 (queue,)).fetchone() is not None
+        width = 2 + n + (1 if discards else 0)
+        params: list[Any] = [queue] if discards else []  # the ? of `disc` comes first
+        for i, (fp, keys, _p, _j, _e) in enumerate(batch):
+            params += (i, fp, *keys)
+            if discards:
+                params.append(_key_text(queue, fp, list(keys)))
+        match = " AND ".join(f"{{t}}.{c} = v.column{3 + j}" for j, c in enumerate(cols))
+        disc = (f"EXISTS (SELECT 1 FROM discarded_items d WHERE d.queue = ?"
+                f" AND d.item_key = v.column{3 + n})" if discards else "0")
+        rows_sql = ",".join(["(" + ",".join("?" * width) + ")"] * len(batch))
+        found = self._execute(
+            f"SELECT v.column1, q.id, q.state, q.payload, q.last_error,"
+            f" EXISTS (SELECT 1 FROM {history} h WHERE h.fingerprint = v.column2"
+            f" AND {match.format(t='h')}), {disc}"
+            f" FROM (VALUES {rows_sql}) AS v LEFT JOIN {table} q"
+            f" ON q.fingerprint = v.column2 AND {match.format(t='q')}", params).fetchall()
+        found_by = {r[0]: r for r in found}
+        now = utcnow()
+        state: dict[tuple[Any, ...], list[Any]] = {}
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        out = []
+        for i, (fp, keys, payload, pjson, last_error) in enumerate(batch):
+            key = (fp, *keys)
+            cur = state.get(key)
+            r = found_by[i]
+            if cur is None and r[1] is not None:
+                cur = state[key] = [r[2], r[3], r[4]]
+            if cur is None:
+                if r[5]:
+                    out.append(ALREADY_SYNCED)
+                elif r[6]:
+                    out.append(DISCARDED)
+                else:
+                    inserts.append((fp, pjson, now, last_error, *keys))
+                    state[key] = ["pending", pjson, last_error]
+                    out.append(QUEUED)
+            elif (cur[0] == "pending" and last_error is None and cur[2]
+                  and queue in ("annotations", "bookmarks")
+                  and (payload or {}).get("cfi") and not json.loads(cur[1]).get("cfi")):
+                updates.append((pjson, *key))
+                cur[1], cur[2] = pjson, None
+                out.append(UPDATED)
+            else:
+                out.append(ALREADY_QUEUED)
+        if inserts:
+            self._conn.executemany(
+                f"INSERT INTO {table}(fingerprint, payload, created_at, last_error,"
+                f" {', '.join(cols)}) VALUES ({','.join('?' * (4 + n))})", inserts)
+        if updates:
+            self._conn.executemany(
+                f"UPDATE {table} SET payload = ?, last_error = NULL WHERE fingerprint = ?"
+                f" AND {' AND '.join(f'{c} = ?' for c in cols)}", updates)
+        return out
+
+    def _many_latest(self, queue: str, batch: list[tuple[Any, ...]]) -> list[str]:
+        """_enqueue_latest (with last_synced_rating / last_synced_progress) for a batch."""
+        table, history = QUEUE_TABLES[queue], HISTORY_TABLES[queue]
+        cols = KEY_COLUMNS[queue]
+        params: list[Any] = []
+        for i, (fp, *_rest) in enumerate(batch):
+            params += (i, fp)
+        rows_sql = ",".join(["(?,?)"] * len(batch))
+        found = self._execute(
+            f"SELECT v.column1, q.id, {', '.join('q.' + c for c in cols)},"
+            f" h.id, {', '.join('h.' + c for c in cols)}"
+            f" FROM (VALUES {rows_sql}) AS v LEFT JOIN {table} q ON q.fingerprint = v.column2"
+            f" LEFT JOIN {history} h ON h.id = (SELECT id FROM {history}"
+            f" WHERE fingerprint = v.column2 ORDER BY id DESC LIMIT 1)", params).fetchall()
+        found_by = {r[0]: r for r in found}
+        n = len(cols)
+        discards = self._execute("SELECT 1 FROM discarded_items WHERE queue = ? LIMIT 1",
+                                 (queue,)).fetchone() is not None
+        now = utcnow()
+        sets = ", ".join(f"{c} = ?" for c in cols)
+        sql = {
+            "insert": f"INSERT INTO {table}(fingerprint, payload, created_at, last_error,"
+                      f" {', '.join(cols)}) VALUES ({','.join('?' * (4 + n))})",
+            "update": f"UPDATE {table} SET {sets}, payload = ?, retry_count = 0,"
+                      " last_error = NULL, last_status = NULL, last_attempt_at = NULL,"
+                      " state = 'pending' WHERE fingerprint = ?",
+            "delete": f"DELETE FROM {table} WHERE fingerprint = ?",
+        }
+        state: dict[str, tuple[Any, ...] | None] = {}
+        ops: list[tuple[str, tuple[Any, ...]]] = []
+        out = []
+        for i, (fp, vals, _payload, pjson, _e) in enumerate(batch):
+            r = found_by[i]
+            row = state[fp] if fp in state else (tuple(r[2:2 + n]) if r[1] is not None
+                                                 else None)
+            if r[2 + n] is None:
+                last = None
+            elif queue == "ratings":
+                last = (int(r[3 + n]),)
+            else:
+                last = (r[3 + n], float(r[4 + n]))
+            if row is not None and row == vals:
+                out.append(ALREADY_QUEUED)
+            elif last is not None and last == vals:
+                if row is not None:
+                    ops.append(("delete", (fp,)))
+                    state[fp] = None
+                out.append(ALREADY_SYNCED)
+            elif discards and self._is_discarded(queue, fp, list(vals)):
+                out.append(DISCARDED)
+            elif row is not None:
+                ops.append(("update", (*vals, pjson, fp)))
+                state[fp] = vals
+                out.append(UPDATED)
+            else:
+                ops.append(("insert", (fp, pjson, now, None, *vals)))
+                state[fp] = vals
+                out.append(QUEUED)
+        i = 0
+        while i < len(ops):
+            j = i
+            while j < len(ops) and ops[j][0] == ops[i][0]:
+                j += 1
+            self._conn.executemany(sql[ops[i][0]], [p for _k, p in ops[i:j]])
+            i = j
+        return out
+
     # ------------------------------------------------------------------ read
     def counts(self) -> dict[str, int]:
         return queries.queue_counts(self._conn)

@@ -8,7 +8,7 @@ from typing import Any
 
 from booklore_sync.booklore import errors as E
 from booklore_sync.config import Config, ConfigError
-from booklore_sync.store import BookRow, LockBusy, Store, SyncLock
+from booklore_sync.store import BookRow, LockBusy, Store
 from booklore_sync.sync.matcher import Matcher, RematchResult, ServerUnavailable
 from booklore_sync.sync.report import (
     EXIT_FAILED,
@@ -17,7 +17,7 @@ from booklore_sync.sync.report import (
     EXIT_USAGE,
     SyncReport,
 )
-from booklore_sync.sync.runner import LOCK_WAIT_SECONDS, make_client, sync_locked
+from booklore_sync.sync.runner import make_client, sync_locked, upload_lock
 
 
 @dataclass
@@ -40,17 +40,8 @@ def run_match(cfg: Config, *, interactive: bool, prompter: Any = None) -> MatchO
     """Automatic matching, silent uploads of newly matched books, then (on a terminal,
     when nothing new was found) the manual dialog."""
     out = MatchOutcome()
-    lock = SyncLock(cfg.lock_path)
     try:
-        lock.acquire(wait_seconds=LOCK_WAIT_SECONDS)
-    except LockBusy as exc:
-        out.exit_code = EXIT_LOCKED
-        out.messages.append(f"{exc}; try again when it has finished")
-        with Store.open(cfg.store_path) as store:
-            out.still_unmatched = store.cache_counts()["unmatched"]
-        return out
-    try:
-        with Store.open(cfg.store_path) as store:
+        with upload_lock(cfg), Store.open(cfg.store_path) as store:
             out.still_unmatched = store.cache_counts()["unmatched"]
             try:
                 client = make_client(cfg, store)
@@ -61,8 +52,11 @@ def run_match(cfg: Config, *, interactive: bool, prompter: Any = None) -> MatchO
             with client:
                 _match(cfg, store, client, out, interactive, prompter)
             out.still_unmatched = store.cache_counts()["unmatched"]
-    finally:
-        lock.release()
+    except LockBusy as exc:
+        out.exit_code = EXIT_LOCKED
+        out.messages.append(f"{exc}; try again when it has finished")
+        with Store.open(cfg.store_path) as store:
+            out.still_unmatched = store.cache_counts()["unmatched"]
     return out
 
 
@@ -174,13 +168,8 @@ def run_link(cfg: Config, ref: str, book_id: int) -> str:
 def run_rematch(cfg: Config, *, confirm: Any = None) -> tuple[int, RematchResult | None, list[str]]:
     """Forget every stored ID and resolve again; all or nothing."""
     messages: list[str] = []
-    lock = SyncLock(cfg.lock_path)
     try:
-        lock.acquire(wait_seconds=LOCK_WAIT_SECONDS)
-    except LockBusy as exc:
-        return EXIT_LOCKED, None, [f"{exc}; try again when it has finished"]
-    try:
-        with Store.open(cfg.store_path) as store:
+        with upload_lock(cfg), Store.open(cfg.store_path) as store:
             try:
                 client = make_client(cfg, store)
             except ConfigError as exc:
@@ -202,5 +191,5 @@ def run_rematch(cfg: Config, *, confirm: Any = None) -> tuple[int, RematchResult
                 except ServerUnavailable as exc:
                     return EXIT_FAILED, None, messages + [f"{exc}; no stored ID was changed"]
         return EXIT_OK, result, messages
-    finally:
-        lock.release()
+    except LockBusy as exc:
+        return EXIT_LOCKED, None, [f"{exc}; try again when it has finished"]

@@ -3,7 +3,8 @@ that uploads (sync, match, watch, the menu)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from booklore_sync.config import Config, ConfigError, KeyringTokenStore
@@ -51,25 +52,27 @@ def sync_locked(cfg: Config, store: Store, client: Any, *,
     return engine.run()
 
 
+@contextmanager
+def upload_lock(cfg: Config) -> Iterator[None]:
+    """Hold the store's sync lock (spec §3): waits briefly, then raises LockBusy."""
+    lock = SyncLock(cfg.lock_path)
+    lock.acquire(wait_seconds=LOCK_WAIT_SECONDS)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def sync_once(cfg: Config, *, only_fingerprints: Iterable[str] | None = None,
-              on_progress: Callable[[int, int], None] | None = None,
-              lock_wait: float = LOCK_WAIT_SECONDS) -> SyncReport:
+              on_progress: Callable[[int, int], None] | None = None) -> SyncReport:
     """Take the store's sync lock, run the engine, release the lock.
 
     Returns a report whose ``locked`` is set when another command holds the lock,
     and whose ``config_errors`` say what is missing when nothing could start.
     """
     report = SyncReport()
-    lock = SyncLock(cfg.lock_path)
     try:
-        lock.acquire(wait_seconds=lock_wait)
-    except LockBusy as exc:
-        report.locked = True
-        report.messages.append(f"{exc}; try again when it has finished")
-        return report
-    try:
-        store = Store.open(cfg.store_path)
-        try:
+        with upload_lock(cfg), Store.open(cfg.store_path) as store:
             try:
                 client = make_client(cfg, store)
             except ConfigError as exc:
@@ -78,7 +81,7 @@ def sync_once(cfg: Config, *, only_fingerprints: Iterable[str] | None = None,
             with client:
                 return sync_locked(cfg, store, client, only_fingerprints=only_fingerprints,
                                    on_progress=on_progress)
-        finally:
-            store.close()
-    finally:
-        lock.release()
+    except LockBusy as exc:
+        report.locked = True
+        report.messages.append(f"{exc}; try again when it has finished")
+        return report

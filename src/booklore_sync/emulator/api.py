@@ -200,6 +200,13 @@ def _bind(fn: Callable[[], Any]) -> Any:
         raise ApiError(400, MALFORMED) from exc
 
 
+def _max_len(details: list[str], fields: dict[str, Any], name: str, limit: int) -> None:
+    """Bean Validation's @Size(max=limit) on an optional string, counted in UTF-16 units."""
+    value = fields[name]
+    if value is not None and utf16_len(value) > limit:
+        details.append(f"{name}: size must be between 0 and {limit}")
+
+
 def _validation(details: list[str]) -> None:
     if details:
         raise ApiError(400, "Validation error", details)
@@ -872,6 +879,13 @@ class BookLoreApi:
             raise ApiError(500, UNEXPECTED)
         return rec
 
+    def _delete(self, table: str, ctx: Ctx, raw_id: str) -> Response:
+        """DELETE of one of the caller's own rows: 204, or 500 when missing or not theirs."""
+        rec = self._owned(table, ctx, raw_id)
+        del self.state.data[table][rec["id"]]
+        self.state.invalidate()
+        return _empty(204)
+
     @staticmethod
     def _annotation_dto(r: dict[str, Any]) -> dict[str, Any]:
         keys = ("id", "userId", "bookId", "cfi", "text", "color", "style", "note", "chapterTitle",
@@ -901,10 +915,8 @@ class BookLoreApi:
             details.append("color: Color must be a valid hex color (e.g., #FFFF00)")
         if f["style"] is not None and not STYLES.match(f["style"]):
             details.append('style: must match "^(highlight|underline|strikethrough|squiggly)$"')
-        if f["note"] is not None and utf16_len(f["note"]) > 5000:
-            details.append("note: size must be between 0 and 5000")
-        if f["chapterTitle"] is not None and utf16_len(f["chapterTitle"]) > 500:
-            details.append("chapterTitle: size must be between 0 and 500")
+        _max_len(details, f, "note", 5000)
+        _max_len(details, f, "chapterTitle", 500)
         _validation(details)
         uid = ctx.user["id"]
         if self._duplicate("annotations", uid, f["bookId"], f["cfi"]):
@@ -946,8 +958,7 @@ class BookLoreApi:
             details.append("color: Color must be a valid hex color (e.g., #FFFF00)")
         if f["style"] is not None and not STYLES.match(f["style"]):
             details.append('style: must match "^(highlight|underline|strikethrough|squiggly)$"')
-        if f["note"] is not None and utf16_len(f["note"]) > 5000:
-            details.append("note: size must be between 0 and 5000")
+        _max_len(details, f, "note", 5000)
         _validation(details)
         for key in ("color", "style"):
             if f[key] is not None:
@@ -958,10 +969,7 @@ class BookLoreApi:
         return _json(200, self._annotation_dto(rec))
 
     def delete_annotation(self, ctx: Ctx, id: str) -> Response:  # noqa: A002
-        rec = self._owned("annotations", ctx, id)
-        del self.state.data["annotations"][rec["id"]]
-        self.state.invalidate()
-        return _empty(204)
+        return self._delete("annotations", ctx, id)
 
     # ================================================================== v2 notes
 
@@ -986,14 +994,12 @@ class BookLoreApi:
             details.append("cfi: CFI is required")
         elif utf16_len(f["cfi"]) > 1000:
             details.append("cfi: size must be between 0 and 1000")
-        if f["selectedText"] is not None and utf16_len(f["selectedText"]) > 5000:
-            details.append("selectedText: size must be between 0 and 5000")
+        _max_len(details, f, "selectedText", 5000)
         if not f["noteContent"]:
             details.append("noteContent: Note content is required")
         if f["color"] is not None and not HEX_COLOR.match(f["color"]):
             details.append("color: Color must be a valid hex color (e.g., #FFC107)")
-        if f["chapterTitle"] is not None and utf16_len(f["chapterTitle"]) > 500:
-            details.append("chapterTitle: size must be between 0 and 500")
+        _max_len(details, f, "chapterTitle", 500)
         _validation(details)
         uid = ctx.user["id"]
         if self._duplicate("notesV2", uid, f["bookId"], f["cfi"]):
@@ -1023,10 +1029,8 @@ class BookLoreApi:
         details = []
         if f["color"] is not None and not HEX_COLOR.match(f["color"]):
             details.append("color: Color must be a valid hex color (e.g., #FFC107)")
-        if f["selectedText"] is not None and utf16_len(f["selectedText"]) > 5000:
-            details.append("selectedText: size must be between 0 and 5000")
-        if f["chapterTitle"] is not None and utf16_len(f["chapterTitle"]) > 500:
-            details.append("chapterTitle: size must be between 0 and 500")
+        _max_len(details, f, "selectedText", 5000)
+        _max_len(details, f, "chapterTitle", 500)
         _validation(details)
         for key, value in f.items():
             if value is not None:
@@ -1035,10 +1039,7 @@ class BookLoreApi:
         return _json(200, self._note_v2_dto(rec))
 
     def delete_note_v2(self, ctx: Ctx, id: str) -> Response:  # noqa: A002
-        rec = self._owned("notesV2", ctx, id)
-        del self.state.data["notesV2"][rec["id"]]
-        self.state.invalidate()
-        return _empty(204)
+        return self._delete("notesV2", ctx, id)
 
     # ================================================================== v1 notes
 
@@ -1083,9 +1084,7 @@ class BookLoreApi:
         return _json(200, [self._book_note_dto(r) for r in rows])
 
     def delete_book_note(self, ctx: Ctx, id: str) -> Response:  # noqa: A002
-        rec = self._owned("bookNotes", ctx, id)
-        del self.state.data["bookNotes"][rec["id"]]
-        return _empty(204)
+        return self._delete("bookNotes", ctx, id)
 
     # ================================================================== bookmarks
 
@@ -1139,14 +1138,11 @@ class BookLoreApi:
                            "positionMs": to_long(body.get("positionMs")),
                            "trackIndex": to_int(body.get("trackIndex"))})
         details = []
-        if f["title"] is not None and utf16_len(f["title"]) > 255:
-            details.append("title: size must be between 0 and 255")
-        if f["cfi"] is not None and utf16_len(f["cfi"]) > 500:
-            details.append("cfi: size must be between 0 and 500")
+        _max_len(details, f, "title", 255)
+        _max_len(details, f, "cfi", 500)
         if f["color"] is not None and not HEX_COLOR.match(f["color"]):
             details.append('color: must match "^#[0-9A-Fa-f]{6}$"')
-        if f["notes"] is not None and utf16_len(f["notes"]) > 2000:
-            details.append("notes: size must be between 0 and 2000")
+        _max_len(details, f, "notes", 2000)
         if f["priority"] is not None and f["priority"] < 1:
             details.append("priority: must be greater than or equal to 1")
         if f["priority"] is not None and f["priority"] > 5:
@@ -1160,10 +1156,7 @@ class BookLoreApi:
         return _json(200, self._bookmark_dto(rec))
 
     def delete_bookmark(self, ctx: Ctx, id: str) -> Response:  # noqa: A002
-        rec = self._owned("bookmarks", ctx, id)
-        del self.state.data["bookmarks"][rec["id"]]
-        self.state.invalidate()
-        return _empty(204)
+        return self._delete("bookmarks", ctx, id)
 
     # ================================================================== kosync
 

@@ -1,7 +1,9 @@
 """Benchmark: parse a generated ~3.5 MB KOReader sidecar (5,000 annotations).
 
-Prints MB/s of booklore_sync.koreader.luatable.parse and, as a reference, of
-Python's json module on a JSON text of the same data.  Usage:
+Prints MB/s of booklore_sync.koreader.luatable.parse and, as references, of the
+exact parser alone (what parse falls back to for text outside KOReader's canonical
+shape) and of Python's json module on a JSON text of the same data; then the same
+for many small sidecars (3 annotations each, as in bench_scan).  Usage:
     python bench/bench_luaparse.py [--small]
 """
 
@@ -11,7 +13,7 @@ import json
 import sys
 import time
 
-from booklore_sync.koreader.luatable import dump, parse
+from booklore_sync.koreader.luatable import _fast_parse, _parse_exact, dump, parse
 
 
 def make_sidecar(n_annotations: int) -> dict:
@@ -45,30 +47,62 @@ def make_sidecar(n_annotations: int) -> dict:
     }
 
 
+def _best(fn, *args, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def small_sidecars(count: int) -> list[bytes]:
+    """Sidecars like bench_scan's: 3 paged annotations, rating, progress."""
+    out = []
+    for i in range(count):
+        anns = [{"chapter": f"Chapter {k}", "color": "yellow", "datetime": f"2024-0{1 + k}-1{k} 10:00:00",
+                 "drawer": "lighten" if k < 2 else None, "page": 10 + k, "pageno": 10 + k,
+                 "pos0": {"page": 10 + k, "x": 10.5, "y": 20.25, "zoom": 1.5, "rotation": 0},
+                 "pos1": {"page": 10 + k, "x": 110.5, "y": 40.25, "zoom": 1.5, "rotation": 0},
+                 "text": f"highlighted text {i} {k} " * 5 if k < 2 else None} for k in range(3)]
+        out.append(dump({"annotations": anns, "doc_pages": 300, "doc_path": f"/mnt/onboard/b{i}.pdf",
+                         "doc_props": {"title": f"Book {i}", "authors": "A. Writer"},
+                         "last_page": 19, "partial_md5_checksum": "358de0ef496428406dd4a1c1f8feaab2",
+                         "percent_finished": 0.54923988637702,
+                         "summary": {"rating": 1 + i % 5, "status": "reading"}},
+                        f"/mnt/onboard/b{i}.sdr/metadata.pdf.lua"))
+    return out
+
+
 def main() -> None:
     small = "--small" in sys.argv
     n = 500 if small else 5000
     data = dump(make_sidecar(n), "/mnt/onboard/Books/big.sdr/metadata.epub.lua")
     mb = len(data) / 1e6
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        value = parse(data)
-        best = min(best, time.perf_counter() - t0)
+    best = _best(parse, data)
+    value = parse(data)
     assert len(value["annotations"]) == n
+    assert _fast_parse(data) == value == _parse_exact(data, None)  # the fast path took it
+    exact = _best(_parse_exact, data, None)
     js = json.dumps(value).encode()
-    jbest = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        json.loads(js)
-        jbest = min(jbest, time.perf_counter() - t0)
+    jbest = _best(json.loads, js)
     print(f"sidecar: {n} annotations, {mb:.2f} MB")
     print(f"luatable.parse: {best:.3f} s  ({mb / best:.1f} MB/s)")
+    print(f"  exact parser alone (the fallback): {exact:.3f} s  ({mb / exact:.1f} MB/s)")
     print(f"json.loads (same data, {len(js) / 1e6:.2f} MB, C reference): {jbest:.3f} s "
           f"({len(js) / 1e6 / jbest:.1f} MB/s)")
     t0 = time.perf_counter()
     dump(value)
     print(f"luatable.dump: {time.perf_counter() - t0:.3f} s")
+
+    count = 200 if small else 2000
+    sidecars = small_sidecars(count)
+    for raw in sidecars[:50]:
+        assert _fast_parse(raw) == _parse_exact(raw, None)
+    each = _best(lambda: [parse(raw) for raw in sidecars], repeat=5) / count
+    each_exact = _best(lambda: [_parse_exact(raw, None) for raw in sidecars], repeat=5) / count
+    print(f"{count} small sidecars ({len(sidecars[0]):,} bytes): luatable.parse {each * 1e6:.0f} us "
+          f"each, exact parser alone {each_exact * 1e6:.0f} us each")
 
 
 if __name__ == "__main__":

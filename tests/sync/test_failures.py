@@ -555,3 +555,25 @@ def test_uncertain_items_stay_uncertain_when_the_check_fails(setup, emu):
     assert posts(log, SESSIONS, prefix=True) == [] and posts(log, NOTES_V1) == []
     assert all(e["body"].get("cfi") for e in posts(log, BOOKMARKS))
     assert_exactly_once(emu, cfg, queued)
+
+
+def test_no_answer_to_a_capability_probe_is_server_trouble(setup, emu):
+    """The health probe answers, a later probe's connection drops every time: the
+    server is in trouble (exit 1, nothing attempted), not a configuration error."""
+    cfg, queued = setup
+    emu.state.inject_fault("/api/koreader/books/by-hash/", action="drop", method="GET",
+                           match="prefix", times=None)
+    report = sync_once(cfg)
+    assert report.exit_code == 1, (report.config_errors, report.messages)
+    assert report.server_lost and not report.config_errors
+    for q in QUEUES:
+        assert report.queues[q].failed == len(queued[q]), q
+    with open_store(cfg) as store:
+        items = store.all_pending()
+    assert len(items) == sum(len(v) for v in queued.values())
+    assert all(i.retry_count == 0 and i.last_attempt_at is None for i in items)
+    assert writes(emu.request_log()) == []
+
+    emu.state.clear_faults()
+    assert sync_once(cfg).exit_code == 0
+    assert_exactly_once(emu, cfg, queued)

@@ -67,10 +67,12 @@ READS = CHECKS + [
 # spec allows: a batch answered 500 stored nothing, api §6 probe 6.)
 AMBIGUOUS = [("commit_then_drop", None), ("commit_then_hang", None),
              ("commit_then_status", 502), ("drop", None), ("hang", None)]
+STORED_UNANSWERED = AMBIGUOUS[:3]
 REFUSED = [("status", 500), ("status", 503), ("drop", None), ("hang", None)]
 WRITES = ["post_sessions_batch", "post_session", "create_book_note_v1", "create_book_note_v2",
           "create_bookmark", "create_annotation"]
 READ_TIMEOUT = 0.5
+_EXAMPLES = itertools.count(1)  # a fresh store (and fresh books) per example
 
 
 class Crash(BaseException):
@@ -136,8 +138,8 @@ class SyncMachine(RuleBasedStateMachine):
     @initialize(destination=st.sampled_from(["in_book", "in_booklore", "both"]))
     def setup(self, destination: str) -> None:
         self.emu.state.reset()  # back to the seed; faults and log cleared
-        n = next(self.counter)
-        home = self.root / f"example-{id(self)}-{n}"
+        n = next(_EXAMPLES)
+        home = self.root / f"example-{n}"
         home.mkdir(parents=True)
         self.store = Store.open(home / "store.db")
         self.settings = dict(DEFAULTS, **{"annotations.notes_destination": destination})
@@ -309,7 +311,8 @@ class SyncMachine(RuleBasedStateMachine):
         assert report.exit_code in (0, 1, 3), (report.messages, report.to_json())
 
     @precondition(_has_work)
-    @rule(aim=st.sampled_from(UNDEDUPLICATED + DEDUPLICATED), action=st.sampled_from(AMBIGUOUS),
+    @rule(aim=st.sampled_from(UNDEDUPLICATED * 2 + DEDUPLICATED),
+          action=st.sampled_from(AMBIGUOUS + STORED_UNANSWERED),
           skip=st.sampled_from([0, 0, 1, 2]), times=st.sampled_from([1, 2, None]))
     def sync_with_lost_answers(self, aim, action, skip, times) -> None:
         """Writes whose answer is lost (maybe after the server stored them)."""

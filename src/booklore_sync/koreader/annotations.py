@@ -86,28 +86,30 @@ def _current(raw: Any) -> tuple[list[Item], list[str]]:
         if not isinstance(a, Mapping):
             problems.append(f"annotation {i} is not a table")
             continue
-        dt = _str(a.get("datetime"))
-        if not dt:
+        get = a.get
+        dt = get("datetime")
+        if not isinstance(dt, str) or not dt:
             problems.append(f"annotation {i} has no datetime")
             continue
-        drawer = _nonempty(a.get("drawer"))
-        note = _nonempty(a.get("note"))
+        drawer = _nonempty(get("drawer"))
+        note = _nonempty(get("note"))
         if drawer is None:
             kind = "bookmark"
         elif note is not None:
             kind = "note"
         else:
             kind = "highlight"
-        page = a.get("page")
-        pos0 = a.get("pos0")
-        pos1 = a.get("pos1")
+        page = get("page")
+        pos0 = get("pos0")
+        pos1 = get("pos1")
         if kind != "bookmark" and pos0 is None:
             pos0 = page
+        text = get("text")
         items.append(Item(
-            kind=kind, datetime=dt, text=_str(a.get("text")), note=note,
-            chapter=_nonempty(a.get("chapter")), color=_nonempty(a.get("color")), drawer=drawer,
-            page=page, pos0=pos0, pos1=pos1 if pos1 is not None else pos0,
-            paged=_paged(page, pos0), note_format=_nonempty(a.get("note_format")),
+            kind, dt, text if isinstance(text, str) else None, note,
+            _nonempty(get("chapter")), _nonempty(get("color")), drawer,
+            page, pos0, pos1 if pos1 is not None else pos0,
+            _paged(page, pos0), _nonempty(get("note_format")),
         ))
     return items, problems
 

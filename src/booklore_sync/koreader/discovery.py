@@ -163,7 +163,10 @@ def _group(groups: dict[str, SidecarGroup], key: str, **kw: Any) -> SidecarGroup
 
 def _scan_sdr(sdr: Path, entries: Iterable[os.DirEntry[str]], kind: str, book_of: Callable[[str], Path | None],
               groups: dict[str, SidecarGroup], key_of: Callable[[Path | None, str], str],
-              device_of: Callable[[str], str | None], hash_value: str | None = None) -> None:
+              device_of: Callable[[str], str | None], hash_value: str | None = None,
+              listings: dict[str, frozenset[str]] | None = None) -> None:
+    if listings is not None:
+        listings[str(sdr)] = frozenset(e.name for e in entries)
     for e in entries:
         name = e.name
         m = _META.match(name)
@@ -177,11 +180,12 @@ def _scan_sdr(sdr: Path, entries: Iterable[os.DirEntry[str]], kind: str, book_of
                 st = e.stat()
             except OSError:
                 continue
+            # sdr / name: the Path of e.path (scandir(sdr) joined them), built cheaper
             if old:
-                g.candidates.append(Candidate(f"{kind}.old", Path(e.path), _mtime(st),
-                                              primary=Path(e.path[:-4])))
+                g.candidates.append(Candidate(f"{kind}.old", sdr / name, _mtime(st),
+                                              primary=sdr / name[:-4]))
             else:
-                g.candidates.append(Candidate(kind, Path(e.path), _mtime(st)))
+                g.candidates.append(Candidate(kind, sdr / name, _mtime(st)))
         elif (kind == "doc" and name.endswith(".lua") and name != "custom_metadata.lua"
               and not name.endswith(".annotations.lua") and not name.startswith("metadata.")):
             book = sdr.parent / name[:-4]
@@ -191,15 +195,18 @@ def _scan_sdr(sdr: Path, entries: Iterable[os.DirEntry[str]], kind: str, book_of
                 st = e.stat()
             except OSError:
                 continue
-            g.candidates.append(Candidate("legacy", Path(e.path), _mtime(st)))
+            g.candidates.append(Candidate("legacy", sdr / name, _mtime(st)))
 
 
 def collect_groups(layout: Layout, mapper: PathMapper,
-                   history_paths: Iterable[str] = ()) -> tuple[list[SidecarGroup], list[str]]:
+                   history_paths: Iterable[str] = (),
+                   listings: dict[str, frozenset[str]] | None = None,
+                   ) -> tuple[list[SidecarGroup], list[str]]:
     """Walk the device root, ``docsettings``, ``hashdocsettings`` and ``history``.
 
     Returns the sidecar groups and the path of every book-like file seen (strings,
-    for hash matching).
+    for hash matching).  ``listings``, when given, receives the names in each
+    ``.sdr`` directory read (keyed by ``str`` of its path).
     """
     groups: dict[str, SidecarGroup] = {}
     data_dir = layout.data_dir
@@ -231,6 +238,7 @@ def collect_groups(layout: Layout, mapper: PathMapper,
                     entries = list(it)
             except OSError:
                 continue
+            dpath: Path | None = None  # Path(d), made when a .sdr needs it
             for e in entries:
                 try:
                     is_dir = e.is_dir(follow_symlinks=False)
@@ -245,9 +253,13 @@ def collect_groups(layout: Layout, mapper: PathMapper,
                                 sub = list(it2)
                         except OSError:
                             continue
-                        _scan_sdr(Path(e.path), sub, "doc",
-                                  lambda ext, s=e.path: _book_for_meta(s, ext),
-                                  groups, path_key, lambda ext: None)
+                        if dpath is None:
+                            dpath = Path(d)
+                        # dpath / name is Path(e.path); the book beside it likewise
+                        _scan_sdr(dpath / e.name, sub, "doc",
+                                  lambda ext, d=dpath, b=e.name[:-4]: d / (
+                                      b if ext == "_" else f"{b}.{ext}"),
+                                  groups, path_key, lambda ext: None, listings=listings)
                     else:
                         stack.append(e.path)
                     continue
@@ -290,7 +302,7 @@ def collect_groups(layout: Layout, mapper: PathMapper,
                         sub = list(it)
                 except OSError:
                     continue
-                _scan_sdr(sdr, sub, "dir", book_of, groups, key_of, dev_of)
+                _scan_sdr(sdr, sub, "dir", book_of, groups, key_of, dev_of, listings=listings)
 
     # 3. hash mode: <datadir>/hashdocsettings/xx/<md5>.sdr/
     hs = data_dir / "hashdocsettings"
@@ -315,7 +327,8 @@ def collect_groups(layout: Layout, mapper: PathMapper,
                 except OSError:
                     continue
                 _scan_sdr(sdr, sub, "hash", lambda ext: None, groups,
-                          lambda book, ext, h=h: "hash:" + h, lambda ext: None, hash_value=h)
+                          lambda book, ext, h=h: "hash:" + h, lambda ext: None, hash_value=h,
+                          listings=listings)
 
     # 4. very old: <datadir>/history/[<dir with / → #>] <name>.lua
     hist = data_dir / "history"
@@ -355,6 +368,8 @@ def _is_within(p: Path, root: Path) -> bool:
 def order_candidates(cands: list[Candidate], file_times: bool) -> list[Candidate]:
     """KOReader's order, then newest first (when mtimes mean something); a ``.old``
     never wins over its own primary."""
+    if len(cands) == 1:
+        return list(cands)
     base = sorted(cands, key=lambda c: KIND_ORDER.get(c.kind, 99))
     if not file_times:
         return base

@@ -430,61 +430,68 @@ def _finish_table(d: dict[Any, Any]) -> Any:
 # shape is translated to JSON by a few C-level passes and decoded by the json
 # module, giving exactly what :class:`_Parser` builds.  Anything outside the narrow
 # shape (comments past the header, ``nil``/``nan``/``inf``, positional entries, name
-# keys, single quotes, long strings, escapes other than ``\\``, ``\"``, ``\<LF>``
-# and decimal ones below 128, …) or any JSON error makes :func:`_fast_parse` return
-# ``_ABSENT``, and the exact parser runs instead: errors and their positions always
-# come from :class:`_Parser`.  Nothing is ever executed.
+# keys, spaced brackets, single quotes, long strings, escapes other than ``\\``,
+# ``\"``, ``\<LF>`` and decimal ones below 128, a missing trailing ``,`` …) or any
+# JSON error makes :func:`_fast_parse` return ``_ABSENT``, and the exact parser
+# runs instead: errors and their positions always come from :class:`_Parser`.
+# Nothing is ever executed.
 #
-# How: the text is cut into code and string contents.  The code (each string
-# replaced by ``_SENT``) may only hold characters that mean the same in JSON or are
-# rewritten here: ``["…"] =`` → ``"…":``; ``[N] =`` → ``"\ud800":0,"\ud800N":``
-# (U+D800 never occurs in text decoded with surrogateescape, and the escapes
-# accepted here only produce ASCII, so the marker cannot collide with a real key;
-# the object hook turns marked keys back into ints, insisting on canonical
-# decimals, and applies the list rule); a ``,`` before ``}`` is dropped.  Any
-# ``[``, ``]`` or ``=`` left over, a run of 19+ digits (Lua: a float above 2**63;
-# JSON: an int) or a table nested deeper than MAX_DEPTH declines.
+# How: the text is cut into code and string contents (each string is ``_SENT`` in
+# the code).  The code may only hold whitespace, ``{},[]=``, numbers of at most
+# 18 integer digits (Lua reads bigger ones as floats, JSON as ints) and the letters
+# of ``true``/``false``/exponents: no JSON ``null``/``NaN``/``Infinity``/array can
+# hide there.  ``[N] = `` (canonical decimal N) becomes ``"\ud800":0,"\ud800N":``;
+# what is left of ``[``/``]``/``=`` must be exactly ``[<string>] = `` heads (their
+# value on the same line, as the parser wants), which become ``<string>:``; every
+# ``}`` gets a ``"\ud801":0`` pair in front (so the trailing ``,`` before it is
+# valid JSON, and a missing one is not).  U+D800
+# and U+D801 never occur in text decoded with surrogateescape (which yields
+# U+DC80..U+DCFF) and the accepted escapes only produce ASCII, so these marker keys
+# cannot collide with real ones.  The object hook drops the ``"\ud801"`` pair, and
+# where the bare ``"\ud800"`` key flags integer keys it turns them back into ints
+# and applies the list rule.
 _SENT = "\x00"
 _MARK = "\ud800"
+_END = "\ud801"
 _FAST_HEAD = re.compile(
     r"\ufeff?[ \t\n\r]*+(?:--(?!\[=*\[)[^\n]*+(?:\n[ \t\n\r]*+|\Z))*+"
     r"(?:return(?![A-Za-z0-9_.])[ \t\n\r]*+)?")
-# string contents (capturing): used when the text has backslashes
-_FAST_STR = re.compile(r'"((?:[^"\\\n\r]++|\\[\\"\n]|\\[0-9]{1,3})*+)"')
+_FAST_PAIR = "\x01"   # stands for an escaped backslash while the text is cut at quotes
+_FAST_QUOTE = "\x02"  # an escaped quote, likewise
 _FAST_CODE = re.compile(
     r"(?:[ \t\n\r{},\[\]=\x00.eE+\-truefals]++|[0-9]{1,18}+(?![0-9]))*+")
-_FAST_EMPTY = re.compile(r"\{[ \t\n\r]*+,")
-_FAST_TRAIL = re.compile(r",(?=[ \t\n\r]*+\})")
-_FAST_ESC = re.compile(r"\\(?:([0-9]{1,3})|.)", re.S)
-_FAST_DEC = re.compile(r"\\[0-9]")
+_FAST_IKEY = re.compile(r"\[(0|-?[1-9][0-9]*+)\] = (?![ \t\n\r])")
+_FAST_KEYS = str.maketrans("=", ":", "[]")
+# once escaped backslashes are out: escapes that JSON reads otherwise or not at all
+_FAST_BADESC = re.compile(r'\\[^bfnrt"\n0-9]|\\\Z')
+_FAST_DEC = re.compile(r"\\([0-9]{1,3})")
 
 
 class _Decline(Exception):
     pass
 
 
-def _fast_escape(m: re.Match[str]) -> str:
-    digits = m.group(1)
-    if digits is None:
-        return m.group(0)
-    v = int(digits)
+def _fast_decimal(m: re.Match[str]) -> str:
+    """A decimal escape as JSON; above 127 it is a byte of UTF-8: decline."""
+    v = int(m.group(1))
     if v >= 128:
         raise _Decline
     return "\\u%04x" % v
 
 
+def _fast_int_key(m: re.Match[str]) -> str:
+    return '"\\ud800":0,"\\ud800' + m.group(1) + '":'
+
+
 def _fast_object(d: dict[str, Any]) -> Any:
+    del d[_END]  # every table has it (KeyError: not ours → decline)
     if _MARK not in d:
         return d
     out: dict[Any, Any] = {}
     for k, v in d.items():
         if k[:1] == _MARK:
             if len(k) > 1:
-                text = k[1:]
-                n = int(text)
-                if str(n) != text:
-                    raise _Decline
-                out[n] = v
+                out[int(k[1:])] = v
         else:
             out[k] = v
     return _finish_table(out)
@@ -498,36 +505,55 @@ def _fast_parse(data: bytes) -> Any:
     text = data.decode("utf-8", "surrogateescape")
     head = _FAST_HEAD.match(text).end()
     body = text[head:] if head else text
+    if _SENT in body:
+        return _ABSENT
     escapes = "\\" in body
     if escapes:
-        parts = _FAST_STR.split(body)
-    else:
-        parts = body.split('"')
-        if not len(parts) & 1:
+        # Backslashes belong in strings (the code check below refuses them).  Take the
+        # escaped backslashes and quotes out of the way of the cut at quotes; keep the
+        # escapes JSON reads alike; decline the others.
+        if _FAST_PAIR in body or _FAST_QUOTE in body:
             return _ABSENT
-    code = _SENT.join(parts[0::2])
-    if code.count(_SENT) != len(parts) >> 1 or _FAST_CODE.fullmatch(code) is None:
+        body = body.replace("\\\\", _FAST_PAIR)
+        if _FAST_BADESC.search(body) is not None:
+            return _ABSENT
+        body = body.replace('\\"', _FAST_QUOTE).replace("\\\n", "\\n")
+        if _FAST_DEC.search(body) is not None:
+            try:
+                body = _FAST_DEC.sub(_fast_decimal, body)
+            except _Decline:
+                return _ABSENT
+    parts = body.split('"')
+    if not len(parts) & 1:
         return _ABSENT
-    if not escapes and ("\n" in body and body.count("\n") != code.count("\n")
-                        or "\r" in body and body.count("\r") != code.count("\r")):
+    code = _SENT.join(parts[0::2])
+    if ("\n" in body and body.count("\n") != code.count("\n")
+            or "\r" in body and body.count("\r") != code.count("\r")):
         return _ABSENT  # a raw line break inside a short string
+    if _FAST_CODE.fullmatch(code) is None:
+        return _ABSENT
     if code.count("{") > MAX_DEPTH and not _depth_ok(code):
         return _ABSENT
-    if _FAST_EMPTY.search(code) is not None:
+    if "[" in code:
+        code = _FAST_IKEY.sub(_fast_int_key, code)
+    # every [, ] and = left must belong to a `[<string>] = ` head whose value follows
+    # on the same line (the parser insists on that)
+    heads = code.count("[")
+    if heads != code.count("]") or heads != code.count("="):
         return _ABSENT
-    code = (_FAST_TRAIL.sub("", code).replace("[\x00] =", "\x00:")
-            .replace("[", '"\\ud800":0,"\\ud800').replace("] =", '":'))
-    if "]" in code or "=" in code:
-        return _ABSENT
+    if heads:
+        if (heads != code.count("[\x00] = ") or "= \n" in code or "= \r" in code
+                or "=  " in code or "= \t" in code):
+            return _ABSENT
+        code = code.translate(_FAST_KEYS)
+    code = code.replace("}", '"\\ud801":0}')
+    parts[0::2] = code.split(_SENT)
+    json_text = '"'.join(parts)
+    if escapes:
+        json_text = json_text.replace(_FAST_PAIR, "\\\\").replace(_FAST_QUOTE, '\\"')
     try:
-        if escapes:
-            strings = _SENT.join(parts[1::2]).replace("\n", "n")  # "\<LF>" → JSON "\n"
-            if _FAST_DEC.search(strings) is not None:
-                strings = _FAST_ESC.sub(_fast_escape, strings)
-            parts[1::2] = strings.split(_SENT)
-        parts[0::2] = code.split(_SENT)
-        return _FAST_JSON.decode('"'.join(parts))
-    except (ValueError, RecursionError, _Decline):
+        return _FAST_JSON.decode(json_text)
+    except (ValueError, KeyError, RecursionError, _Decline):
         return _ABSENT
 
 

@@ -19,7 +19,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,10 @@ QUEUE_NAMES = ("sessions", "annotations", "ratings", "bookmarks", "progress")
 NEW = frozenset({"queued", "updated"})
 SCAN_VERSION = 1
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_CUSTOM = "custom_metadata.lua"
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_SECOND = timedelta(seconds=1)
+_BOOK_TOKEN = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _DOC_PATH = re.compile(rb'\["doc_path"\]\s*=\s*"((?:[^"\\\n]|\\.)*)"')
 
 
@@ -120,11 +124,13 @@ class _Scan:
         self.signature = ""
         self.switches = {q: bool(cfg.get(f"sync.{q}", True)) for q in QUEUE_NAMES}
         # one stat per path and scan (the same files are asked about several times)
-        self.stats: dict[str, os.stat_result | OSError] = {}
+        self.stats: dict[str, os.stat_result | OSError | ValueError] = {}
         # queue rows waiting for one Store.enqueue_many per queue (see enqueue)
         self.pending_rows: dict[str, list[tuple[Any, ...]]] = {q: [] for q in QUEUE_NAMES}
         self.pending_count = 0
         self.batched = callable(getattr(store, "enqueue_many", None))
+        self.listings: dict[str, frozenset[str]] = {}
+        self.signature_bytes = b""
 
     def on(self, queue: str) -> bool:
         return self.switches[queue] if queue in self.switches else \
@@ -159,33 +165,32 @@ class _Scan:
         self.pending_count = 0
 
     # ---------------------------------------------------------------- stats
-    def stat(self, path: Path) -> os.stat_result | OSError:
+    def stat(self, path: Path | str) -> os.stat_result | OSError | ValueError:
+        """The scan's one ``os.stat`` of ``path``: its result or its error."""
         key = str(path)
         st = self.stats.get(key)
         if st is None:
             try:
                 st = os.stat(key)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: an embedded NUL
                 st = exc
-            except ValueError:  # embedded NUL: as pathlib's is_file()/exists()
-                st = FileNotFoundError(errno.ENOENT, "invalid path", key)
             self.stats[key] = st
         return st
 
-    def is_file(self, path: Path) -> bool:
+    def is_file(self, path: Path | str) -> bool:
         """``Path.is_file()`` on the scan's one stat of ``path``."""
         st = self.stat(path)
-        if isinstance(st, OSError):
-            if st.errno in _IGNORED_ERRNOS:
+        if isinstance(st, Exception):
+            if isinstance(st, ValueError) or st.errno in _IGNORED_ERRNOS:
                 return False
             raise st
         return stat_mod.S_ISREG(st.st_mode)
 
-    def exists(self, path: Path) -> bool:
+    def exists(self, path: Path | str) -> bool:
         """``Path.exists()`` on the scan's one stat of ``path``."""
         st = self.stat(path)
-        if isinstance(st, OSError):
-            if st.errno in _IGNORED_ERRNOS:
+        if isinstance(st, Exception):
+            if isinstance(st, ValueError) or st.errno in _IGNORED_ERRNOS:
                 return False
             raise st
         return True
@@ -263,7 +268,7 @@ class _Scan:
         digest = None
         try:
             st = self.stat(path)
-            if isinstance(st, OSError):
+            if isinstance(st, Exception):
                 raise st
             memo = self.store.get_file_memo(key)
             if memo is not None and memo[0] == st.st_size and memo[1] == st.st_mtime_ns:
@@ -276,17 +281,22 @@ class _Scan:
         self.digest_cache[key] = digest
         return digest
 
-    def file_state(self, path: Path | None) -> str:
+    def file_state(self, path: Path | str | None) -> str:
         if path is None:
             return "none"
         st = self.stat(path)
-        if isinstance(st, OSError):
-            return "missing"
+        if isinstance(st, Exception):
+            if isinstance(st, OSError):
+                return "missing"
+            raise st  # as Path.stat() would
         return f"{st.st_size}:{st.st_mtime_ns}"
 
     # -------------------------------------------------------------- groups
     def run_groups(self) -> None:
-        groups, book_files = collect_groups(self.layout, self.mapper, self.history_paths)
+        listings: dict[str, frozenset[str]] = {}
+        groups, book_files = collect_groups(self.layout, self.mapper, self.history_paths,
+                                            listings)
+        self.listings = listings
         path_groups = [g for g in groups if g.hash is None]
         hash_groups = {g.hash: g for g in groups if g.hash is not None}
         claimed: dict[str, SidecarGroup] = {}
@@ -334,7 +344,8 @@ class _Scan:
         first_token = None
         for cand in order_candidates(g.candidates, self.file_times):
             try:
-                first_raw = cand.path.read_bytes()
+                with open(cand.path, "rb", buffering=0) as fh:  # Path.read_bytes(), leaner
+                    first_raw = fh.read()
             except OSError:
                 break
             if first_raw.strip():
@@ -393,11 +404,26 @@ class _Scan:
 
     def sidecar_token(self, raw: bytes, book_path: Path | None, g: SidecarGroup) -> str:
         h = hashlib.md5(raw)
-        h.update(self.signature.encode())
+        h.update(self.signature_bytes)
         h.update(self.file_state(book_path).encode())
-        if g.sdr_dir is not None:
-            h.update(self.file_state(g.sdr_dir / "custom_metadata.lua").encode())
+        custom = self.custom_path(g)
+        if custom is not None:
+            h.update(self.file_state(custom).encode())
         return h.hexdigest()
+
+    def custom_path(self, g: SidecarGroup) -> str | None:
+        """``<sdr>/custom_metadata.lua`` as a string; when the ``.sdr`` listing read by
+        discovery has no such name, the scan's stat of it is that of a missing file."""
+        if g.sdr_dir is None:
+            return None
+        sdr = str(g.sdr_dir)
+        path = sdr + os.sep + _CUSTOM  # str(g.sdr_dir / _CUSTOM)
+        if path not in self.stats:
+            names = self.listings.get(sdr)
+            if names is not None and _CUSTOM not in names:
+                self.stats[path] = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT),
+                                                     path)
+        return path
 
     def restore_book(self, token: str) -> None:
         try:
@@ -442,8 +468,9 @@ class _Scan:
         # custom metadata
         custom = None
         if g.sdr_dir is not None:
-            cm = g.sdr_dir / "custom_metadata.lua"
-            if self.exists(cm):
+            custom_path = self.custom_path(g)
+            if custom_path is not None and self.exists(custom_path):
+                cm = Path(custom_path)
                 try:
                     custom = parse(cm.read_bytes(), file=str(cm))
                     if not isinstance(custom, dict):
@@ -558,6 +585,16 @@ class _Scan:
                                              None if paged else reason))
 
     def check_clock(self, dt: str, file: Path) -> None:
+        try:
+            parsed = datetime.fromisoformat(dt.strip()[:19])
+        except (ValueError, AttributeError, TypeError):
+            return
+        if parsed.tzinfo is None:
+            # a zone moves local time by less than a day: well inside the window, the
+            # exact epoch cannot be out of it
+            naive = (parsed - _NAIVE_EPOCH) // _SECOND
+            if CLOCK_MIN_EPOCH + 86400 <= naive <= self.now:
+                return
         epoch = _local_epoch(dt, self.tz)
         if epoch is None:
             return
@@ -672,15 +709,20 @@ _IGNORED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELO
 def _storable(row: tuple[Any, ...]) -> bool:
     """Every text of a queue row (payload values included) can be stored as UTF-8."""
     for v in row:
-        if type(v) is str:
+        t = type(v)
+        if t is str:
             if not v.isascii() and not _utf8(v):
                 return False
-        elif isinstance(v, dict):
+        elif t is dict:
             for x in v.values():
-                if type(x) is str and not x.isascii() and not _utf8(x):
-                    return False
-                if isinstance(x, (dict, list, tuple)):
+                t = type(x)
+                if t is str:
+                    if not x.isascii() and not _utf8(x):
+                        return False
+                elif t is dict or t is list or t is tuple:
                     return False  # not in our payloads: let the single method decide
+        elif t is not int and t is not float and v is not None and t is not bool:
+            return False
     return True
 
 
@@ -693,9 +735,8 @@ def _utf8(s: str) -> bool:
 
 
 def _book_token(book: _Book) -> str:
-    return json.dumps({"p": book.primary, "c": book.candidates, "t": book.book_type,
-                       "n": book.title, "a": book.authors}, ensure_ascii=False,
-                      separators=(",", ":"))
+    return _BOOK_TOKEN.encode({"p": book.primary, "c": book.candidates, "t": book.book_type,
+                               "n": book.title, "a": book.authors})
 
 
 def _norm(p: Path) -> str:
@@ -771,6 +812,7 @@ def scan_source(store: Any, source: Path | str, settings: Mapping[str, Any] | No
     scan.read_statistics()
     with store.transaction(rollback=dry_run):
         scan.signature = _signature(store, cfg)
+        scan.signature_bytes = scan.signature.encode()
         scan.run_groups()
         scan.queue_sessions()
     return report

@@ -578,43 +578,49 @@ class Store:
     def _many_row(self, queue: str, row: Sequence[Any]) -> tuple[Any, ...] | None:
         """(fingerprint, key values, payload, payload JSON, last_error), or None for the
         single-method path."""
-
         text = self._many_text
         try:
-            row = tuple(row)
+            n = len(row)
             fp = row[0]
+            last_error = None
             if queue == "annotations":
-                keys, rest = tuple(row[1:4]), row[4:]
-                payload = rest[0]
-                last_error = rest[1] if len(rest) > 1 else None
-                if len(rest) > 2 or not all(text(k) for k in keys):
+                if not 5 <= n <= 6:
+                    return None
+                keys = (row[1], row[2], row[3])
+                payload = row[4]
+                if n == 6:
+                    last_error = row[5]
+                if not (text(keys[0]) and text(keys[1]) and text(keys[2])):
                     return None
             elif queue == "bookmarks":
-                keys, rest = (row[1],), row[2:]
-                payload = rest[0]
-                last_error = rest[1] if len(rest) > 1 else None
-                if len(rest) > 2 or not text(keys[0]):
+                if not 3 <= n <= 4:
+                    return None
+                keys = (row[1],)
+                payload = row[2]
+                if n == 4:
+                    last_error = row[3]
+                if not text(keys[0]):
                     return None
             elif queue == "sessions":
-                if len(row) != 3:
+                if n != 3:
                     return None
-                keys, payload, last_error = (int(row[1]),), row[2], None
+                keys, payload = (int(row[1]),), row[2]
             elif queue == "ratings":
-                if len(row) > 3:
+                if not 2 <= n <= 3:
                     return None
-                keys, payload, last_error = (int(row[1]),), row[2] if len(row) > 2 else None, None
+                keys, payload = (int(row[1]),), row[2] if n == 3 else None
             else:  # progress
-                if len(row) > 4:
+                if not 3 <= n <= 4:
                     return None
                 pct = float(row[2])
                 if not text(row[1]) or pct != pct:
                     return None
-                keys, payload, last_error = (row[1], pct), row[3] if len(row) > 3 else None, None
+                keys, payload = (row[1], pct), row[3] if n == 4 else None
             if not text(fp) or not (last_error is None or text(last_error)):
                 return None
-            if any(type(k) is int and not -(1 << 63) <= k < (1 << 63) for k in keys):
+            if type(keys[0]) is int and not -(1 << 63) <= keys[0] < (1 << 63):
                 return None
-            if payload is not None and not isinstance(payload, dict):
+            if payload is not None and type(payload) is not dict:
                 return None
             pjson = self._MANY_JSON.encode(payload or {})
             if not text(pjson):

@@ -577,3 +577,47 @@ def test_no_answer_to_a_capability_probe_is_server_trouble(setup, emu):
     emu.state.clear_faults()
     assert sync_once(cfg).exit_code == 0
     assert_exactly_once(emu, cfg, queued)
+
+
+# --------------------------------------------------------------------------- same titles
+PDF_FP = "d" * 32
+
+
+def _two_bookmarks_same_page(home, emu):
+    """A PDF book with two bookmarks on one page: same title, no CFI."""
+    book = emu.state.add_book(title="Scanned Manual", file_hash=PDF_FP, book_type="PDF")
+    cfg = make_config(home, emu.base_url)
+    with open_store(cfg) as store:
+        store.upsert_book(PDF_FP, title="Scanned Manual", book_type="PDF")
+        for stamp in ("2024-03-01 10:00:00", "2024-03-01 11:00:00"):
+            store.enqueue_bookmark(PDF_FP, stamp, {
+                "paged": True, "cfi": None, "title": "p. 2 — Setup", "page": 2,
+                "chapter": "Setup", "text": None, "datetime": stamp})
+    return cfg, book["id"]
+
+
+def test_lost_bookmark_is_not_mistaken_for_its_same_titled_sibling(home, emu):
+    cfg, book_id = _two_bookmarks_same_page(home, emu)
+    # the first bookmark goes through; the second is dropped before the server stores it
+    emu.state.inject_fault("/api/v1/bookmarks", action="drop", method="POST", skip=1, times=1)
+    first = sync_once(cfg)
+    assert first.queues["bookmarks"].synced == 1 and first.queues["bookmarks"].failed == 1
+    assert len(emu.state.bookmarks(book_id=book_id)) == 1
+    second = sync_once(cfg)
+    assert second.exit_code == 0, second.messages
+    # the second bookmark was checked, not found (the one there is the first's), and sent
+    assert len(emu.state.bookmarks(book_id=book_id)) == 2
+    with open_store(cfg) as store:
+        assert store.counts()["bookmarks"] == 0
+
+
+def test_committed_bookmark_with_lost_answer_is_not_sent_twice(home, emu):
+    cfg, book_id = _two_bookmarks_same_page(home, emu)
+    emu.state.inject_fault("/api/v1/bookmarks", action="commit_then_drop", method="POST",
+                           skip=1, times=1)
+    sync_once(cfg)
+    assert len(emu.state.bookmarks(book_id=book_id)) == 2
+    assert sync_once(cfg).exit_code == 0
+    assert len(emu.state.bookmarks(book_id=book_id)) == 2
+    with open_store(cfg) as store:
+        assert store.counts()["bookmarks"] == 0

@@ -691,8 +691,10 @@ class _Scan:
                                        "existing session: not queued")
                 continue
             book_type = book.book_type if book else None
-            outcome = self.store.enqueue_session(fp, s.start, session_payload(s, book_type, dp))
-            self.report.count("sessions", outcome)
+            # (ranges of a book are read before any of its sessions is queued, so
+            # queueing them in a batch below changes nothing)
+            self.enqueue("sessions", (fp, s.start, session_payload(s, book_type, dp)))
+        self.flush()
 
 
 _SINGLE: dict[str, Callable[..., str]] = {

@@ -987,6 +987,18 @@ class Store:
                     out.append((int(start), end))
         return out
 
+    def remote_ids(self, queue: str, book_id: int) -> set[int]:
+        """Server ids of the v1 book notes (queue 'annotations') or bookmarks (queue
+        'bookmarks') this store has recorded as delivered for a book: an earlier
+        upload's unknown outcome is resolved only against the server's other items."""
+        if queue == "bookmarks":
+            sql = ("SELECT remote_id FROM synced_bookmarks WHERE book_id = ?"
+                   " AND remote_id IS NOT NULL")
+        else:
+            sql = ("SELECT remote_id FROM synced_annotations WHERE book_id = ?"
+                   " AND destination IN ('book_note', 'both') AND remote_id IS NOT NULL")
+        return {int(r[0]) for r in self._execute(sql, (book_id,))}
+
     # ----------------------------------------------------------- capabilities
     def get_capabilities(self, server_url: str) -> dict[str, Any] | None:
         row = self._execute("SELECT data FROM server_capabilities WHERE server_url = ?",

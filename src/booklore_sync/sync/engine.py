@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from booklore_sync.booklore import errors as E
-from booklore_sync.booklore.models import SessionIn, parse_time
+from booklore_sync.booklore.models import SessionIn, parse_time, truncate_utf16
 from booklore_sync.store import QUEUES, QueueItem, Store
 from booklore_sync.sync.report import SyncReport
 
@@ -89,6 +89,7 @@ class SyncEngine:
         self._settled: dict[str, set[int]] = {q: set() for q in QUEUES}
         self._lookup_failed: dict[str, E.BookLoreError] = {}
         self._server_types: dict[int, str] = {}
+        self._claimed: set[int] = set()  # server ids matched to local items this run
         self._items: dict[str, list[QueueItem]] = {}
         self._done = 0
         self._total = 0
@@ -465,24 +466,40 @@ class SyncEngine:
         """A v1 book note (not deduplicated): verify an earlier unknown outcome first."""
         title, content = _book_note_fields(item)
         if item.state in UNCERTAIN_STATES:
-            found = self._check_remote(self.client.book_note_v1_present, item, "annotations",
-                                       item.book_id, title=title, content=content)
+            found = self._find_unclaimed(
+                "annotations", item, self.client.list_book_notes_v1,
+                lambda n: (n.get("title") or None) == (truncate_utf16(title, 255) or None)
+                and n.get("content") == content)
             if found is _UNSETTLED:
                 return _UNSETTLED
-            if found:
-                return None
+            if found is not None:
+                return found
         self.store.set_state("annotations", [item.id], "in_flight")
         answer = self.client.create_book_note_v1(item.book_id, title=title, content=content)
         return answer.get("id") if isinstance(answer, dict) else None
 
-    def _check_remote(self, present: Callable[..., bool], item: QueueItem, queue: str,
-                      *args: Any, **kwargs: Any) -> Any:
-        """Whether an item is already on the server; _UNSETTLED when that cannot be checked."""
+    def _find_unclaimed(self, queue: str, item: QueueItem,
+                        listing: Callable[[int], list[dict[str, Any]]],
+                        same: Callable[[dict[str, Any]], bool]) -> Any:
+        """The server id of a matching item that no other local item accounts for (an
+        earlier upload of this one whose answer was lost); None when there is none;
+        _UNSETTLED when the check cannot be made (no BookLore account).
+
+        Matching by content alone could take a same-titled sibling (two bookmarks on
+        one PDF page) for this item and lose it, so the server's items already
+        recorded as delivered — or claimed earlier in this run — are left out.
+        """
         if "booklore" not in self.accounts:
             self.report.missing_accounts.add("booklore")
             self._skip(queue, [item], NEEDS_CHECK)
             return _UNSETTLED
-        return present(*args, **kwargs)
+        known = self.store.remote_ids(queue, item.book_id) | self._claimed
+        for entry in sorted(listing(item.book_id), key=lambda e: e.get("id") or 0):
+            remote_id = _int_or_none(entry.get("id"))
+            if remote_id is not None and remote_id not in known and same(entry):
+                self._claimed.add(remote_id)
+                return remote_id
+        return None
 
     # ========================================================== bookmarks
     def _sync_bookmarks(self, items: list[QueueItem]) -> None:
@@ -499,18 +516,19 @@ class SyncEngine:
             title = p.get("title") or "Bookmark"
             try:
                 if paged:
-                    remote = None
-                    found = False
+                    remote_id = None
                     if item.state in UNCERTAIN_STATES:
-                        found = self._check_remote(
-                            self.client.bookmark_without_cfi_present, item, "bookmarks",
-                            item.book_id, title=title)
-                        if found is _UNSETTLED:
+                        sent_title = truncate_utf16(title, 255)
+                        remote_id = self._find_unclaimed(
+                            "bookmarks", item, self.client.list_bookmarks,
+                            lambda b, t=sent_title: not b.get("cfi")
+                            and b.get("positionMs") is None and b.get("title") == t)
+                        if remote_id is _UNSETTLED:
                             continue
-                    if not found:
+                    if remote_id is None:
                         self.store.set_state("bookmarks", [item.id], "in_flight")
                         remote = self.client.create_bookmark(item.book_id, cfi=None, title=title)
-                    remote_id = remote.get("id") if isinstance(remote, dict) else None
+                        remote_id = remote.get("id") if isinstance(remote, dict) else None
                 else:
                     remote_id = self._post_dedup(self.client.create_bookmark, item.book_id,
                                                  cfi=p["cfi"], title=title)

@@ -89,7 +89,8 @@ class SyncEngine:
         self._settled: dict[str, set[int]] = {q: set() for q in QUEUES}
         self._lookup_failed: dict[str, E.BookLoreError] = {}
         self._server_types: dict[int, str] = {}
-        self._claimed: set[int] = set()  # server ids matched to local items this run
+        # server ids matched to local items this run, per kind (ids are per table)
+        self._claimed: dict[str, set[int]] = defaultdict(set)
         self._items: dict[str, list[QueueItem]] = {}
         self._done = 0
         self._total = 0
@@ -493,11 +494,11 @@ class SyncEngine:
             self.report.missing_accounts.add("booklore")
             self._skip(queue, [item], NEEDS_CHECK)
             return _UNSETTLED
-        known = self.store.remote_ids(queue, item.book_id) | self._claimed
+        known = self.store.remote_ids(queue, item.book_id) | self._claimed[queue]
         for entry in sorted(listing(item.book_id), key=lambda e: e.get("id") or 0):
             remote_id = _int_or_none(entry.get("id"))
             if remote_id is not None and remote_id not in known and same(entry):
-                self._claimed.add(remote_id)
+                self._claimed[queue].add(remote_id)
                 return remote_id
         return None
 

@@ -377,3 +377,21 @@ def test_session_ranges(store):
     store.enqueue_session(FP, 300, {"endTime": "1970-01-01T00:06:40Z"})
     store.move_to_history("sessions", [store.pending("sessions")[1].id])
     assert sorted(store.session_ranges(FP)) == [(100, 200), (300, 400)]
+
+
+def test_move_many_to_history_keeps_each_remote_id(store):
+    for i in range(4):
+        store.enqueue_bookmark(FP, f"2024-01-0{i + 1} 10:00:00", {})
+    ids = [i.id for i in store.pending("bookmarks")]
+    moved = store.move_many_to_history("bookmarks", [
+        ([ids[0]], {"book_id": 7, "remote_id": 70}),
+        ([ids[1]], {"book_id": 7, "remote_id": 71}),
+        ([ids[2]], {"book_id": 8, "remote_id": None}),
+    ])
+    assert moved == 3
+    rows = store._conn.execute(
+        "SELECT datetime, book_id, remote_id FROM synced_bookmarks ORDER BY datetime").fetchall()
+    assert [tuple(r) for r in rows] == [("2024-01-01 10:00:00", 7, 70),
+                                        ("2024-01-02 10:00:00", 7, 71),
+                                        ("2024-01-03 10:00:00", 8, None)]
+    assert [i.id for i in store.pending("bookmarks")] == [ids[3]]

@@ -36,7 +36,7 @@ def _dump(store: Store) -> dict[str, list[tuple]]:
         names = [d[0] for d in cur.description]
         # ids keep their order; their values may differ (a single enqueue that finds its
         # key queued still burns an AUTOINCREMENT id)
-        out[t] = [tuple(v for n, v in zip(names, r)
+        out[t] = [tuple(v for n, v in zip(names, r, strict=True)
                         if n not in ("id", "created_at", "discarded_at", "updated_at"))
                   for r in cur]
     return out

@@ -73,7 +73,20 @@ def find_layout(source: str | os.PathLike[str]) -> Layout:
 
 
 def _nfc(s: str) -> str:
-    return unicodedata.normalize("NFC", s)
+    return s if s.isascii() else unicodedata.normalize("NFC", s)  # ASCII is NFC already
+
+
+# pathlib's own shortcut for dir walking (CPython 3.11/3.12): a child path without
+# re-parsing the parent.  Elsewhere, or for a name it does not suit, plain `/`.
+_MAKE_CHILD = getattr(Path, "_make_child_relpath", None)
+
+
+def _child(parent: Path, name: str) -> Path:
+    """``parent / name`` for a directory entry's name (one plain component)."""
+    if _MAKE_CHILD is not None and name not in ("", ".", "..") and "/" not in name \
+            and os.sep not in name and (os.altsep is None or os.altsep not in name):
+        return _MAKE_CHILD(parent, name)
+    return parent / name
 
 
 class PathMapper:
@@ -182,10 +195,10 @@ def _scan_sdr(sdr: Path, entries: Iterable[os.DirEntry[str]], kind: str, book_of
                 continue
             # sdr / name: the Path of e.path (scandir(sdr) joined them), built cheaper
             if old:
-                g.candidates.append(Candidate(f"{kind}.old", sdr / name, _mtime(st),
-                                              primary=sdr / name[:-4]))
+                g.candidates.append(Candidate(f"{kind}.old", _child(sdr, name), _mtime(st),
+                                              primary=_child(sdr, name[:-4])))
             else:
-                g.candidates.append(Candidate(kind, sdr / name, _mtime(st)))
+                g.candidates.append(Candidate(kind, _child(sdr, name), _mtime(st)))
         elif (kind == "doc" and name.endswith(".lua") and name != "custom_metadata.lua"
               and not name.endswith(".annotations.lua") and not name.startswith("metadata.")):
             book = sdr.parent / name[:-4]
@@ -195,7 +208,7 @@ def _scan_sdr(sdr: Path, entries: Iterable[os.DirEntry[str]], kind: str, book_of
                 st = e.stat()
             except OSError:
                 continue
-            g.candidates.append(Candidate("legacy", sdr / name, _mtime(st)))
+            g.candidates.append(Candidate("legacy", _child(sdr, name), _mtime(st)))
 
 
 def collect_groups(layout: Layout, mapper: PathMapper,
@@ -256,9 +269,9 @@ def collect_groups(layout: Layout, mapper: PathMapper,
                         if dpath is None:
                             dpath = Path(d)
                         # dpath / name is Path(e.path); the book beside it likewise
-                        _scan_sdr(dpath / e.name, sub, "doc",
-                                  lambda ext, d=dpath, b=e.name[:-4]: d / (
-                                      b if ext == "_" else f"{b}.{ext}"),
+                        _scan_sdr(_child(dpath, e.name), sub, "doc",
+                                  lambda ext, d=dpath, b=e.name[:-4]: _child(
+                                      d, b if ext == "_" else f"{b}.{ext}"),
                                   groups, path_key, lambda ext: None, listings=listings)
                     else:
                         stack.append(e.path)

@@ -436,20 +436,20 @@ def _finish_table(d: dict[Any, Any]) -> Any:
 # runs instead: errors and their positions always come from :class:`_Parser`.
 # Nothing is ever executed.
 #
-# How: the text is cut into code and string contents (each string is ``_SENT`` in
-# the code).  The code may only hold whitespace, ``{},[]=``, numbers of at most
-# 18 integer digits (Lua reads bigger ones as floats, JSON as ints) and the letters
-# of ``true``/``false``/exponents: no JSON ``null``/``NaN``/``Infinity``/array can
-# hide there.  ``[N] = `` (canonical decimal N) becomes ``"\ud800":0,"\ud800N":``;
-# what is left of ``[``/``]``/``=`` must be exactly ``[<string>] = `` heads (their
-# value on the same line, as the parser wants), which become ``<string>:``; every
-# ``}`` gets a ``"\ud801":0`` pair in front (so the trailing ``,`` before it is
-# valid JSON, and a missing one is not).  U+D800
-# and U+D801 never occur in text decoded with surrogateescape (which yields
-# U+DC80..U+DCFF) and the accepted escapes only produce ASCII, so these marker keys
-# cannot collide with real ones.  The object hook drops the ``"\ud801"`` pair, and
-# where the bare ``"\ud800"`` key flags integer keys it turns them back into ints
-# and applies the list rule.
+# How: the text is cut at its quotes into code and string contents (escaped
+# backslashes and quotes are set aside first; each string is ``_SENT`` in the
+# code).  The code may not hold what JSON reads and Lua does not, or reads
+# otherwise: ``null``/``NaN``/``Infinity`` (no n, N or I), ``:``, integers of more
+# than 18 digits (floats to Lua, ints to JSON).  ``[N] = `` (canonical decimal N)
+# becomes ``"\ud800":0,"\ud800N":``; what is left of ``[``/``]``/``=`` must be
+# exactly ``[<string>] = `` heads (their value on the same line, as the parser
+# wants), which become ``<string>:`` (so no JSON array can appear); every ``}`` gets
+# a ``"\ud801":0`` pair in front (so the trailing ``,`` before it is valid JSON, and
+# a missing one is not).  U+D800 and U+D801 never occur in text decoded with
+# surrogateescape (which yields U+DC80..U+DCFF) and the accepted escapes only
+# produce ASCII, so these marker keys cannot collide with real ones.  The object
+# hook drops the ``"\ud801"`` pair, and where the bare ``"\ud800"`` key flags
+# integer keys it turns them back into ints and applies the list rule.
 _SENT = "\x00"
 _MARK = "\ud800"
 _END = "\ud801"
@@ -458,8 +458,9 @@ _FAST_HEAD = re.compile(
     r"(?:return(?![A-Za-z0-9_.])[ \t\n\r]*+)?")
 _FAST_PAIR = "\x01"   # stands for an escaped backslash while the text is cut at quotes
 _FAST_QUOTE = "\x02"  # an escaped quote, likewise
-_FAST_CODE = re.compile(
-    r"(?:[ \t\n\r{},\[\]=\x00.eE+\-truefals]++|[0-9]{1,18}+(?![0-9]))*+")
+_FAST_DIGITS = str.maketrans("012345678", "999999999")
+_FAST_LONG = "9" * 19  # 19 digits in a row: past 2**63 Lua reads a float, JSON an int
+# a `[N] = ` head: canonical decimal N, the value on the same line
 _FAST_IKEY = re.compile(r"\[(0|-?[1-9][0-9]*+)\] = (?![ \t\n\r])")
 _FAST_KEYS = str.maketrans("=", ":", "[]")
 # once escaped backslashes are out: escapes that JSON reads otherwise or not at all
@@ -530,7 +531,11 @@ def _fast_parse(data: bytes) -> Any:
     if ("\n" in body and body.count("\n") != code.count("\n")
             or "\r" in body and body.count("\r") != code.count("\r")):
         return _ABSENT  # a raw line break inside a short string
-    if _FAST_CODE.fullmatch(code) is None:
+    # JSON reads nothing here the parser reads otherwise: no ``null``/``NaN``/
+    # ``Infinity`` (n, N, I), no ``:``, no long integers; anything else that is not
+    # Lua, and not JSON either, fails in the decoder
+    if ("n" in code or "N" in code or "I" in code or ":" in code
+            or _FAST_LONG in code.translate(_FAST_DIGITS)):
         return _ABSENT
     if code.count("{") > MAX_DEPTH and not _depth_ok(code):
         return _ABSENT

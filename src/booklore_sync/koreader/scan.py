@@ -742,7 +742,8 @@ def _book_token(book: _Book) -> str:
 
 
 def _norm(p: Path) -> str:
-    return unicodedata.normalize("NFC", str(p))
+    s = str(p)
+    return s if s.isascii() else unicodedata.normalize("NFC", s)  # ASCII is NFC already
 
 
 def _zone(name: Any) -> Any:

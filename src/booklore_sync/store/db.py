@@ -533,7 +533,21 @@ class Store:
 
     # ----------------------------------------------------------- batch enqueue
     _MANY_CHUNK = 400
-    _MANY_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # as json.dumps(...) above
+    # json.dumps(payload, ensure_ascii=False, sort_keys=True), as above, without making an
+    # encoder per call (C encoder when there is one; no circular check: a circular
+    # payload fails here either way and goes to the single method, which says so)
+    _MANY_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+    try:
+        from json.encoder import c_make_encoder as _c_make_encoder
+        from json.encoder import encode_basestring as _encode_basestring
+
+        if _c_make_encoder is not None:
+            _MANY_JSON = (lambda enc: lambda o: "".join(enc(o, 0)))(_c_make_encoder(
+                None, json.JSONEncoder().default, _encode_basestring, None, ": ", ", ",
+                True, False, True))
+        del _c_make_encoder, _encode_basestring
+    except ImportError:  # pragma: no cover - other Pythons
+        pass
 
     def enqueue_many(self, queue: str, rows: Iterable[Sequence[Any]]) -> list[str]:
         """Many ``enqueue_<queue>`` calls in a few statements; their outcomes, in order.
@@ -622,7 +636,7 @@ class Store:
                 return None
             if payload is not None and type(payload) is not dict:
                 return None
-            pjson = self._MANY_JSON.encode(payload or {})
+            pjson = Store._MANY_JSON(payload or {})
             if not text(pjson):
                 return None
         except Exception:  # noqa: BLE001 - let the single method raise it in its place
@@ -891,47 +905,62 @@ class Store:
         if not ids:
             return 0
         table = QUEUE_TABLES[queue]
-        now = utcnow()
+        history, columns, values = _HISTORY_COPY[queue]
         with self.transaction():
-            rows = self._execute(f"SELECT * FROM {table} WHERE {self._ids_clause(ids)}",
-                                 tuple(ids)).fetchall()
             if expected is not None:
                 cols = KEY_COLUMNS[queue]
-                rows = [r for r in rows
-                        if r["id"] not in expected
-                        or tuple(r[c] for c in cols) == tuple(expected[r["id"]])]
-                ids = [r["id"] for r in rows]
+                rows = self._execute(
+                    f"SELECT id, {', '.join(cols)} FROM {table}"
+                    " WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),))
+                ids = [r["id"] for r in rows
+                       if r["id"] not in expected
+                       or tuple(r[c] for c in cols) == tuple(expected[r["id"]])]
                 if not ids:
                     return 0
-            for r in rows:
-                if queue == "sessions":
-                    self._execute(
-                        "INSERT OR IGNORE INTO historical_sessions(fingerprint, start_epoch, book_id,"
-                        " payload, synced_at) VALUES (?,?,?,?,?)",
-                        (r["fingerprint"], r["start_epoch"], book_id, r["payload"], now))
-                elif queue == "annotations":
-                    self._execute(
-                        "INSERT OR IGNORE INTO synced_annotations(fingerprint, datetime, kind,"
-                        " position, destination, book_id, remote_id, synced_at)"
-                        " VALUES (?,?,?,?,?,?,?,?)",
-                        (r["fingerprint"], r["datetime"], r["kind"], r["position"],
-                         destination or "annotation", book_id, remote_id, now))
-                elif queue == "bookmarks":
-                    self._execute(
-                        "INSERT OR IGNORE INTO synced_bookmarks(fingerprint, datetime, book_id,"
-                        " remote_id, synced_at) VALUES (?,?,?,?,?)",
-                        (r["fingerprint"], r["datetime"], book_id, remote_id, now))
-                elif queue == "ratings":
-                    self._execute(
-                        "INSERT INTO rating_sync_history(fingerprint, rating, book_id, synced_at)"
-                        " VALUES (?,?,?,?)", (r["fingerprint"], r["rating"], book_id, now))
-                elif queue == "progress":
-                    self._execute(
-                        "INSERT INTO synced_koreader_progress(fingerprint, progress, percentage,"
-                        " outcome, synced_at) VALUES (?,?,?,?,?)",
-                        (r["fingerprint"], r["progress"], r["percentage"], outcome, now))
-            self._execute(f"DELETE FROM {table} WHERE {self._ids_clause(ids)}", tuple(ids))
-            return len(rows)
+            params = {"ids": json.dumps(list(ids)), "book_id": book_id, "remote_id": remote_id,
+                      "destination": destination or "annotation", "outcome": outcome,
+                      "now": utcnow()}
+            self._execute(
+                f"INSERT OR IGNORE INTO {history}({columns}) SELECT {values} FROM {table}"
+                " WHERE id IN (SELECT value FROM json_each(:ids)) ORDER BY id", params)
+            return self._execute(f"DELETE FROM {table} WHERE id IN (SELECT value FROM"
+                                 " json_each(?))", (params["ids"],)).rowcount
+
+    def move_many_to_history(self, queue: str,
+                             moves: Sequence[tuple[Sequence[int], dict[str, Any]]]) -> int:
+        """Several confirmed uploads (ids, move_to_history keywords) in one transaction.
+
+        Moves that differ only in their ``remote_id`` share one statement: the ids
+        and remote ids travel as a JSON array of pairs.
+        """
+        groups: dict[tuple[Any, ...], list[list[Any]]] = {}
+        singles = []
+        for ids, kw in moves:
+            if kw.get("expected") is not None:
+                singles.append((ids, kw))
+                continue
+            key = (kw.get("book_id"), kw.get("destination"), kw.get("outcome", "pushed"))
+            groups.setdefault(key, []).extend([i, kw.get("remote_id")] for i in ids)
+        table = QUEUE_TABLES[queue]
+        history, columns, values = _HISTORY_COPY[queue]
+        values = values.replace(":remote_id", "json_extract(j.value, '$[1]')")
+        moved = 0
+        with self.transaction():
+            for (book_id, destination, outcome), pairs in groups.items():
+                params = {"pairs": json.dumps(pairs), "book_id": book_id,
+                          "destination": destination or "annotation", "outcome": outcome,
+                          "now": utcnow()}
+                self._execute(
+                    f"INSERT OR IGNORE INTO {history}({columns}) SELECT {values} FROM {table} q"
+                    " JOIN json_each(:pairs) j ON q.id = json_extract(j.value, '$[0]')"
+                    " ORDER BY q.id",
+                    params)
+                moved += self._execute(
+                    f"DELETE FROM {table} WHERE id IN (SELECT json_extract(value, '$[0]')"
+                    " FROM json_each(?))", (params["pairs"],)).rowcount
+            for ids, kw in singles:
+                moved += self.move_to_history(queue, ids, **kw)
+        return moved
 
     def ensure_book_for_hash(self, fingerprint: str) -> int:
         """A cache row for a queued fingerprint that has none (spec §2, after Clear Cache)."""
@@ -1029,6 +1058,25 @@ class CapabilityCache:
 
     def drop(self, server_url: str) -> None:
         self._store.drop_capabilities(server_url)
+
+
+# queue → (history table, its columns, the SELECT list that fills them from a queue row)
+_HISTORY_COPY: dict[str, tuple[str, str, str]] = {
+    "sessions": ("historical_sessions", "fingerprint, start_epoch, book_id, payload, synced_at",
+                 "fingerprint, start_epoch, :book_id, payload, :now"),
+    "annotations": ("synced_annotations",
+                    "fingerprint, datetime, kind, position, destination, book_id, remote_id,"
+                    " synced_at",
+                    "fingerprint, datetime, kind, position, :destination, :book_id, :remote_id,"
+                    " :now"),
+    "bookmarks": ("synced_bookmarks", "fingerprint, datetime, book_id, remote_id, synced_at",
+                  "fingerprint, datetime, :book_id, :remote_id, :now"),
+    "ratings": ("rating_sync_history", "fingerprint, rating, book_id, synced_at",
+                "fingerprint, rating, :book_id, :now"),
+    "progress": ("synced_koreader_progress",
+                 "fingerprint, progress, percentage, outcome, synced_at",
+                 "fingerprint, progress, percentage, :outcome, :now"),
+}
 
 
 def _epoch(text: Any) -> int | None:

@@ -30,6 +30,7 @@ from booklore_sync.sync.report import SyncReport
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+DEFER_BATCH = 200  # history moves grouped per transaction (repeatable uploads only)
 RATING_GROUP_MAX = 500
 UNCERTAIN_STATES = ("in_flight", "uncertain")
 
@@ -91,6 +92,8 @@ class SyncEngine:
         self._server_types: dict[int, str] = {}
         # server ids matched to local items this run, per kind (ids are per table)
         self._claimed: dict[str, set[int]] = defaultdict(set)
+        self._deferred: dict[str, list[tuple[list[int], dict[str, Any]]]] = defaultdict(list)
+        self._found: list[tuple[str, int]] = []  # lookups not yet written to the cache
         self._items: dict[str, list[QueueItem]] = {}
         self._done = 0
         self._total = 0
@@ -172,6 +175,8 @@ class SyncEngine:
             log.exception("the %s phase failed", queue)
             rest = [i for i in items if i.id not in self._settled[queue]]
             self._fail(queue, rest, f"internal error in the {queue} phase: {exc!r}")
+        finally:
+            self._flush(queue)
 
     # ============================================================ tallies
     def _tick(self, n: int) -> None:
@@ -179,15 +184,32 @@ class SyncEngine:
         if self.on_progress is not None:
             self.on_progress(self._done, self._total)
 
-    def _synced(self, queue: str, items: list[QueueItem], **history: Any) -> None:
+    def _synced(self, queue: str, items: list[QueueItem], *, defer: bool = False,
+                **history: Any) -> None:
+        """Confirmed: move to synced history.  ``defer`` groups the moves into fewer
+        transactions; only for rows whose loss of that record is harmless: uploads the
+        server deduplicates or that are idempotent (a crash means a resend), and
+        sessions, which stay marked in flight until the move is written (a crash means
+        a check of the server, then no resend)."""
         if not items:
             return
-        moved = self.store.move_to_history(queue, [i.id for i in items], **history)
-        kept = len(items) - moved  # a newer value was queued meanwhile (ratings/progress)
         self.report.queues[queue].synced += len(items)
-        if kept:
-            log.info("%d %s rows got a newer value during the run and stay queued", kept, queue)
         self._settle(queue, items)
+        move = ([i.id for i in items], history)
+        if defer:
+            self._deferred[queue].append(move)
+            if len(self._deferred[queue]) >= DEFER_BATCH:
+                self._flush(queue)
+            return
+        moved = self.store.move_to_history(queue, move[0], **history)
+        if moved < len(items):  # a newer value was queued meanwhile (ratings/progress)
+            log.info("%d %s rows got a newer value during the run and stay queued",
+                     len(items) - moved, queue)
+
+    def _flush(self, queue: str) -> None:
+        moves, self._deferred[queue] = self._deferred[queue], []
+        if moves:
+            self.store.move_many_to_history(queue, moves)
 
     def _fail(self, queue: str, items: list[QueueItem], reason: str, *, status: int | None = None,
               count: bool = True, state: str = "pending") -> None:
@@ -259,13 +281,28 @@ class SyncEngine:
         for items in self._items.values():
             for item in items:
                 fingerprints.setdefault(item.fingerprint)
-        for fp in fingerprints:
-            book = self.store.get_book_by_hash(fp)
-            if book is not None and book.book_id is not None:
-                self.books[fp] = _Book(book_id=book.book_id)
-                continue
-            self.books[fp] = self._lookup(fp)
+        try:
+            for fp in fingerprints:
+                book = self.store.get_book_by_hash(fp)
+                if book is not None and book.book_id is not None:
+                    self.books[fp] = _Book(book_id=book.book_id)
+                    continue
+                self.books[fp] = self._lookup(fp)
+                if len(self._found) >= DEFER_BATCH:
+                    self._store_found()
+        finally:
+            self._store_found()  # what was found stays found, even if the server goes away
         self._refresh_items()
+
+    def _store_found(self) -> None:
+        """Record the IDs found by lookups, several per transaction."""
+        found, self._found = self._found, []
+        if not found:
+            return
+        with self.store.transaction():
+            for fp, book_id in found:
+                cache_id = self.store.ensure_book_for_hash(fp)
+                self.store.set_book_id(cache_id, book_id, "hash", 1.0)
 
     def _lookup(self, fp: str) -> _Book:
         caps = self.caps
@@ -289,17 +326,25 @@ class SyncEngine:
             return _Book(looked_up=False)
         if found is None:
             return _Book(looked_up=True)
-        cache_id = self.store.ensure_book_for_hash(fp)
-        self.store.set_book_id(cache_id, found.id, "hash", 1.0)
+        self._found.append((fp, found.id))
         self.report.newly_matched += 1
         return _Book(book_id=found.id, looked_up=True, book_raw=found.raw)
 
     def _refresh_items(self) -> None:
-        """Re-read the queue rows (their book IDs changed with the lookups)."""
-        for queue, items in self._items.items():
-            ids = [i.id for i in items if i.id not in self._settled[queue]]
-            self._items[queue] = [i for i in items if i.id in self._settled[queue]] + (
-                self.store.pending(queue, ids=ids) if ids else [])
+        """Give the loaded rows the book IDs (and cache rows) the lookups found."""
+        cache_ids: dict[str, int | None] = {}
+        for items in self._items.values():
+            for item in items:
+                if item.book_id is not None:
+                    continue
+                found = self.books.get(item.fingerprint)
+                if found is None or found.book_id is None:
+                    continue
+                if item.fingerprint not in cache_ids:
+                    book = self.store.get_book_by_hash(item.fingerprint)
+                    cache_ids[item.fingerprint] = book.id if book is not None else None
+                item.book_id = found.book_id
+                item.cache_id = cache_ids[item.fingerprint]
 
     def _split_matched(self, queue: str, items: list[QueueItem]) -> list[QueueItem]:
         """Items whose book has an ID; the others are skipped (or failed, on a lookup error)."""
@@ -442,7 +487,7 @@ class SyncEngine:
                                                 remote_id=_int_or_none(remote_id))
         self._synced("annotations", [item], book_id=item.book_id,
                      destination=parts[-1] if len(parts) == 1 else "both",
-                     remote_id=_int_or_none(remote_id))
+                     remote_id=_int_or_none(remote_id), defer="book_note" not in parts)
 
     def _post_dedup(self, send: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A POST the server deduplicates: 409 / "already exists" is success."""
@@ -550,7 +595,7 @@ class SyncEngine:
                 self._error("bookmarks", [item], exc)
                 continue
             self._synced("bookmarks", [item], book_id=item.book_id,
-                         remote_id=_int_or_none(remote_id))
+                         remote_id=_int_or_none(remote_id), defer=not paged)
 
     # =========================================================== progress
     def _sync_progress(self, items: list[QueueItem]) -> None:
@@ -565,7 +610,7 @@ class SyncEngine:
             try:
                 verdict = self._progress_verdict(item, progress, fraction)
                 if verdict == "server_ahead":
-                    self._synced("progress", [item], outcome="server_ahead",
+                    self._synced("progress", [item], outcome="server_ahead", defer=True,
                                  expected={item.id: (progress, fraction)})
                     continue
                 self.client.put_progress(
@@ -581,7 +626,7 @@ class SyncEngine:
             except E.BookLoreError as exc:
                 self._error("progress", [item], exc)
                 continue
-            self._synced("progress", [item], outcome="pushed",
+            self._synced("progress", [item], outcome="pushed", defer=True,
                          expected={item.id: (progress, fraction)})
 
     def _progress_verdict(self, item: QueueItem, progress: str, fraction: float) -> str:
@@ -684,9 +729,17 @@ class SyncEngine:
                 if not self._send_single(book_id, book_type, item):
                     break
 
+    def _mark_in_flight(self, ids: list[int]) -> None:
+        """Durably mark sessions in flight before their request leaves, writing the
+        history moves of the batches confirmed since in the same transaction (a run
+        killed before that finds those rows in flight and checks the server first)."""
+        with self.store.transaction():
+            self._flush("sessions")
+            self.store.set_state("sessions", ids, "in_flight")
+
     def _send_batch(self, book_id: int, book_type: str, chunk: list[QueueItem]) -> bool:
         """True when the chunk is settled; False to fall back to single posts."""
-        self.store.set_state("sessions", [i.id for i in chunk], "in_flight")
+        self._mark_in_flight([i.id for i in chunk])
         try:
             self.client.post_sessions_batch(book_id, book_type,
                                             [_session_in(i.payload) for i in chunk])
@@ -708,12 +761,12 @@ class SyncEngine:
                 return True
             self._error("sessions", chunk, exc)
             return True
-        self._synced("sessions", chunk, book_id=book_id)
+        self._synced("sessions", chunk, book_id=book_id, defer=True)
         return True
 
     def _send_single(self, book_id: int, book_type: str, item: QueueItem) -> bool:
         """Post one session; False when the rest of this book should wait."""
-        self.store.set_state("sessions", [item.id], "in_flight")
+        self._mark_in_flight([item.id])
         try:
             self.client.post_session(book_id, book_type, _session_in(item.payload))
         except E.OutcomeUnknownError as exc:
@@ -726,7 +779,7 @@ class SyncEngine:
         except E.BookLoreError as exc:
             self._error("sessions", [item], exc)
             return not isinstance(exc, E.AuthError)
-        self._synced("sessions", [item], book_id=book_id)
+        self._synced("sessions", [item], book_id=book_id, defer=True)
         return True
 
 
@@ -744,9 +797,19 @@ def _reason_class(reason: str) -> str:
     return reason if len(reason) <= 120 else reason[:117] + "..."
 
 
+def _instant(text: Any) -> datetime | None:
+    """The importer's ``YYYY-MM-DDTHH:MM:SSZ`` quickly; anything else the careful way."""
+    if isinstance(text, str) and len(text) == 20 and text[-1] == "Z":
+        try:
+            return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    return parse_time(text)
+
+
 def _session_in(p: Mapping[str, Any]) -> SessionIn:
-    start = parse_time(p["startTime"]) or datetime.now(timezone.utc)
-    end = parse_time(p["endTime"]) or start
+    start = _instant(p["startTime"]) or datetime.now(timezone.utc)
+    end = _instant(p["endTime"]) or start
     return SessionIn(
         start_time=start, end_time=end, duration_seconds=int(p["durationSeconds"]),
         start_progress=p.get("startProgress"), end_progress=p.get("endProgress"),

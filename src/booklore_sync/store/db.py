@@ -811,24 +811,26 @@ class Store:
             where.append(f"q.id IN ({','.join('?' * len(id_list))})")
             params.extend(id_list)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
-        rows = self._execute(
-            f"SELECT q.*, b.id AS cache_id, b.book_id AS book_id, b.title AS title,"
-            f" b.file_path AS file_path, b.book_type AS book_type FROM {table} q"
+        key_cols = KEY_COLUMNS[queue]
+        parts = ", q.done_parts" if queue == "annotations" else ", '[]'"
+        # a plain tuple cursor: the store's Row factory costs more than the rest per row
+        cur = self._conn.cursor()
+        cur.row_factory = None
+        rows = cur.execute(
+            f"SELECT q.id, q.fingerprint, q.payload, q.created_at, q.retry_count,"
+            f" q.last_attempt_at, q.last_error, q.last_status, q.state,"
+            f" b.id, b.book_id, b.title, b.file_path, b.book_type{parts},"
+            f" {', '.join('q.' + c for c in key_cols)} FROM {table} q"
             f" LEFT JOIN book_hashes h ON h.hash = q.fingerprint"
             f" LEFT JOIN book_cache b ON b.id = h.cache_id{clause} ORDER BY q.id", params)
+        loads = json.loads
         items = []
-        for r in rows:
-            keys = r.keys()
+        for (rid, fp, payload, created, retries, attempted, error, status, state, cache_id,
+             book_id, title, path, book_type, done, *key) in rows:
             items.append(QueueItem(
-                queue=queue, id=r["id"], fingerprint=r["fingerprint"],
-                payload=json.loads(r["payload"]), created_at=r["created_at"],
-                retry_count=r["retry_count"], last_attempt_at=r["last_attempt_at"],
-                last_error=r["last_error"], last_status=r["last_status"], state=r["state"],
-                key={c: r[c] for c in KEY_COLUMNS[queue]},
-                cache_id=r["cache_id"], book_id=r["book_id"], title=r["title"],
-                file_path=r["file_path"], book_type=r["book_type"],
-                done_parts=json.loads(r["done_parts"]) if "done_parts" in keys else [],
-            ))
+                queue, rid, fp, loads(payload), created, retries, attempted, error, status,
+                state, dict(zip(key_cols, key, strict=True)), cache_id, book_id, title, path,
+                book_type, loads(done)))
         return items
 
     def all_pending(self) -> list[QueueItem]:

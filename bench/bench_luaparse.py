@@ -4,16 +4,29 @@ Prints MB/s of booklore_sync.koreader.luatable.parse and, as references, of the
 exact parser alone (what parse falls back to for text outside KOReader's canonical
 shape) and of Python's json module on a JSON text of the same data; then the same
 for many small sidecars (3 annotations each, as in bench_scan).  Usage:
-    python bench/bench_luaparse.py [--small]
+    python bench/bench_luaparse.py [--small] [--check N]
+
+``--check N`` first runs N random differential cases: dumps of random values, cut,
+mutated and stuffed with Lua/JSON look-alike tokens, must parse on the fast path
+exactly as on the exact parser (same value and types, or a decline).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
 import sys
 import time
 
-from booklore_sync.koreader.luatable import _fast_parse, _parse_exact, dump, parse
+from booklore_sync.koreader.luatable import (
+    _ABSENT,
+    LuaParseError,
+    _fast_parse,
+    _parse_exact,
+    dump,
+    parse,
+)
 
 
 def make_sidecar(n_annotations: int) -> dict:
@@ -74,7 +87,66 @@ def small_sidecars(count: int) -> list[bytes]:
     return out
 
 
+_TOKENS = ['{', '}', '[', ']', '=', ',', ';', '"a"', '"', "'", '1', '0', '-', '.', 'e', 'true',
+           'false', 'nil', 'nan', 'inf', '[1] = ', '["k"] = ', ' ', '\n', '\r', '\\', '\\n',
+           '\\9', '\\200', '\\"', '\\\n', '--', '[[x]]', 'x', ':', '12345678901234567890',
+           '00', '\x00', '\x01', 'null', 'NaN', 'Infinity', '[-0] = ', '[01] = ', '[ 1 ] = ',
+           '1e400', '0x10', '[1.5] = ', '\\u0041', '\\/', '\udcff', 'é']
+
+
+def _random_value(rnd: random.Random, depth: int = 0) -> object:
+    r = rnd.random()
+    if depth < 3 and r < 0.3:
+        if rnd.random() < 0.5:
+            return [_random_value(rnd, depth + 1) for _ in range(rnd.randint(1, 4))]
+        return {rnd.choice(["a", "b", "x y", "1", "é", 1, 2, -3, 10**19]): _random_value(rnd, depth + 1)
+                for _ in range(rnd.randint(0, 4))}
+    return rnd.choice([None, True, False, 0, -1, 2**62, 10**19, 0.5, -0.0, 1e300,
+                       float("inf"), float("nan"), "", "t", "a\tb", "x\ny", '"q"', "\\",
+                       "\x01", "é", "\udcff", "[1] = 2", "] = "])
+
+
+def _canon(v: object) -> object:
+    if isinstance(v, dict):
+        return ("d", tuple((_canon(k), _canon(x)) for k, x in v.items()))
+    if isinstance(v, list):
+        return ("l", tuple(_canon(x) for x in v))
+    if isinstance(v, float):
+        return ("f", "nan" if math.isnan(v) else v.hex())
+    return (type(v).__name__, v)
+
+
+def check(count: int, seed: int = 7) -> None:
+    """Differential check of the fast path against the exact parser."""
+    rnd = random.Random(seed)
+    taken = 0
+    for _ in range(count):
+        data = dump(_random_value(rnd), "/x.lua" if rnd.random() < 0.5 else None)
+        for _ in range(rnd.randint(0, 3)):
+            i = rnd.randint(0, len(data))
+            op = rnd.random()
+            if op < 0.4:
+                data = data[:i] + rnd.choice(_TOKENS).encode("utf-8", "surrogateescape") + data[i:]
+            elif op < 0.7:
+                data = data[:i] + data[i + 1:]
+            else:
+                data = data[:i]
+        fast = _fast_parse(data)
+        if fast is _ABSENT:
+            continue
+        taken += 1
+        try:
+            exact = _parse_exact(data, None)
+        except LuaParseError as exc:
+            raise AssertionError(
+                f"fast path accepted what the parser rejects: {data!r} ({exc})") from exc
+        assert _canon(fast) == _canon(exact), (data, fast, exact)
+    print(f"check: {count} cases, {taken} on the fast path, all equal to the exact parser")
+
+
 def main() -> None:
+    if "--check" in sys.argv:
+        check(int(sys.argv[sys.argv.index("--check") + 1]))
     small = "--small" in sys.argv
     n = 500 if small else 5000
     data = dump(make_sidecar(n), "/mnt/onboard/Books/big.sdr/metadata.epub.lua")

@@ -162,11 +162,6 @@ def _mtime(st: os.stat_result) -> float:
     return st.st_mtime
 
 
-def _book_for_meta(sdr: str, ext: str) -> Path:
-    base = sdr[:-4]
-    return Path(base if ext == "_" else f"{base}.{ext}")
-
-
 def _group(groups: dict[str, SidecarGroup], key: str, **kw: Any) -> SidecarGroup:
     g = groups.get(key)
     if g is None:

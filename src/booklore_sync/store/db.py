@@ -849,8 +849,8 @@ class Store:
         if not ids:
             return
         with self.transaction():
-            self._execute(f"UPDATE {QUEUE_TABLES[queue]} SET state = ? WHERE "
-                          f"{self._ids_clause(ids)}", (state, *ids))
+            self._execute(f"UPDATE {QUEUE_TABLES[queue]} SET state = ? WHERE id IN"
+                          " (SELECT value FROM json_each(?))", (state, json.dumps(list(ids))))
 
     def record_attempt(self, queue: str, ids: Sequence[int], *, error: str | None,
                        status: int | None = None, count_attempt: bool = True,

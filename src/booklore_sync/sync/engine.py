@@ -94,6 +94,8 @@ class SyncEngine:
         self._claimed: dict[str, set[int]] = defaultdict(set)
         self._deferred: dict[str, list[tuple[list[int], dict[str, Any]]]] = defaultdict(list)
         self._found: list[tuple[str, int]] = []  # lookups not yet written to the cache
+        self._in_flight: set[int] = set()  # sessions marked in flight by this run
+        self._attempted: set[int] = set()  # sessions this run put into a request
         self._items: dict[str, list[QueueItem]] = {}
         self._done = 0
         self._total = 0
@@ -668,8 +670,20 @@ class SyncEngine:
                            "with the book file, or match it, so BookLore's format can be used)")
                 continue
             groups[(item.book_id, book_type)].append(item)  # type: ignore[index]
-        for (book_id, book_type), group in groups.items():
-            self._sync_book_sessions(book_id, book_type, group)
+        # Every session this run may send is marked in flight first, in one transaction:
+        # a run killed at any point leaves them marked, and the next run asks the server
+        # before sending any of them again.  Those not sent after all go back to pending.
+        self._in_flight = {i.id for g in groups.values() for i in g
+                           if i.state not in UNCERTAIN_STATES}
+        self._attempted = set()
+        self.store.set_state("sessions", sorted(self._in_flight), "in_flight")
+        try:
+            for (book_id, book_type), group in groups.items():
+                self._sync_book_sessions(book_id, book_type, group)
+        finally:
+            self._flush("sessions")
+            self.store.set_state("sessions", sorted(self._in_flight - self._attempted),
+                                 "pending")
 
     def _session_book_type(self, item: QueueItem) -> str | None:
         """bookType: the session's own, else the cached book's, else BookLore's."""
@@ -730,12 +744,11 @@ class SyncEngine:
                     break
 
     def _mark_in_flight(self, ids: list[int]) -> None:
-        """Durably mark sessions in flight before their request leaves, writing the
-        history moves of the batches confirmed since in the same transaction (a run
-        killed before that finds those rows in flight and checks the server first)."""
-        with self.store.transaction():
-            self._flush("sessions")
+        """Sessions about to be sent: durably in flight (they were, at the start of the
+        phase, unless they are being resent after an unknown outcome)."""
+        if not set(ids) <= self._in_flight:
             self.store.set_state("sessions", ids, "in_flight")
+        self._attempted.update(ids)
 
     def _send_batch(self, book_id: int, book_type: str, chunk: list[QueueItem]) -> bool:
         """True when the chunk is settled; False to fall back to single posts."""
@@ -749,7 +762,6 @@ class SyncEngine:
         except E.BookLoreError as exc:
             if E.batch_refused(exc):
                 # nothing was stored (all or nothing): the single posts are safe
-                self.store.set_state("sessions", [i.id for i in chunk], "pending")
                 self.caps = self.caps.with_(batch=False)
                 mark = getattr(self.client, "mark_no_batch", None)
                 if mark is not None:

@@ -245,6 +245,9 @@ class SessionIn:
     start_location: str | None = None
     end_location: str | None = None
     duration_formatted: str | None = None
+    #: the request item exactly as stored by the importer (already in wire form:
+    #: whole-second UTC times, short locations); ``to_json`` sends it as it is
+    wire: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def key(self) -> tuple[datetime, datetime, int]:
         """(start, end, duration) truncated to whole seconds, in UTC: the identity used
@@ -261,6 +264,9 @@ class SessionIn:
             body["bookId"] = int(book_id)
         if book_type is not None:
             body["bookType"] = book_type
+        if self.wire is not None:
+            body.update(self.wire)
+            return body
         body["startTime"] = format_instant(self.start_time)
         body["endTime"] = format_instant(self.end_time)
         body["durationSeconds"] = int(self.duration_seconds)

@@ -515,7 +515,9 @@ def _fast_parse(data: bytes) -> Any:
         # escapes JSON reads alike; decline the others.
         if _FAST_PAIR in body or _FAST_QUOTE in body:
             return _ABSENT
-        body = body.replace("\\\\", _FAST_PAIR)
+        pairs = "\\\\" in body
+        if pairs:
+            body = body.replace("\\\\", _FAST_PAIR)
         if _FAST_BADESC.search(body) is not None:
             return _ABSENT
         body = body.replace('\\"', _FAST_QUOTE).replace("\\\n", "\\n")
@@ -555,16 +557,23 @@ def _fast_parse(data: bytes) -> Any:
     parts[0::2] = code.split(_SENT)
     json_text = '"'.join(parts)
     if escapes:
-        json_text = json_text.replace(_FAST_PAIR, "\\\\").replace(_FAST_QUOTE, '\\"')
+        if pairs:
+            json_text = json_text.replace(_FAST_PAIR, "\\\\")
+        json_text = json_text.replace(_FAST_QUOTE, '\\"')
     try:
         return _FAST_JSON.decode(json_text)
     except (ValueError, KeyError, RecursionError, _Decline):
         return _ABSENT
 
 
+_ONLY_BRACES = str.maketrans("", "", "".join(chr(c) for c in range(128) if chr(c) not in "{}"))
+
+
 def _depth_ok(code: str) -> bool:
     """Tables nested at most MAX_DEPTH deep (each pass removes the innermost level)."""
-    braces = re.sub(r"[^{}]+", "", code)
+    braces = code.translate(_ONLY_BRACES)  # ASCII code: the braces alone
+    if not braces.isascii():
+        braces = re.sub(r"[^{}]+", "", braces)
     for _ in range(MAX_DEPTH):
         braces = braces.replace("{}", "")
         if not braces:

@@ -571,11 +571,14 @@ class Store:
                   "bookmarks": self.enqueue_bookmark, "ratings": self.enqueue_rating,
                   "progress": self.enqueue_progress}[queue]
         flush = self._many_latest if queue in ("ratings", "progress") else self._many_keyed
+        # one lookup binds up to 6 values a row: stay under SQLite's variable limit
+        chunk = max(1, min(self._MANY_CHUNK, self._conn.getlimit(
+            sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 8))
         out: list[str] = []
         batch: list[tuple[Any, ...]] = []
         for row in rows:
             norm = self._many_row(queue, row)
-            if norm is None or len(batch) >= self._MANY_CHUNK:
+            if norm is None or len(batch) >= chunk:
                 if batch:
                     with self.transaction():
                         out += flush(queue, batch)

@@ -809,6 +809,10 @@ def _reason_class(reason: str) -> str:
     return reason if len(reason) <= 120 else reason[:117] + "..."
 
 
+def _wire_form(text: Any) -> bool:
+    return isinstance(text, str) and len(text) == 20 and text[-1] == "Z" and text[10] == "T"
+
+
 def _instant(text: Any) -> datetime | None:
     """The importer's ``YYYY-MM-DDTHH:MM:SSZ`` quickly; anything else the careful way."""
     if isinstance(text, str) and len(text) == 20 and text[-1] == "Z":
@@ -819,9 +823,19 @@ def _instant(text: Any) -> datetime | None:
     return parse_time(text)
 
 
+_WIRE_OK = {"startTime", "endTime", "durationSeconds", "durationFormatted", "startProgress",
+            "endProgress", "progressDelta", "startLocation", "endLocation"}
+
+
 def _session_in(p: Mapping[str, Any]) -> SessionIn:
     start = _instant(p["startTime"]) or datetime.now(timezone.utc)
     end = _instant(p["endTime"]) or start
+    if (_wire_form(p["startTime"]) and _wire_form(p["endTime"])
+            and all(len(str(p.get(k) or "")) <= 100 for k in ("startLocation", "endLocation"))):
+        # the importer's payload is already the request item: send it as it is
+        wire = {k: v for k, v in p.items() if k in _WIRE_OK and v is not None}
+        return SessionIn(start_time=start, end_time=end,
+                         duration_seconds=int(p["durationSeconds"]), wire=wire)
     return SessionIn(
         start_time=start, end_time=end, duration_seconds=int(p["durationSeconds"]),
         start_progress=p.get("startProgress"), end_progress=p.get("endProgress"),

@@ -10,6 +10,7 @@ import threading
 import time
 
 from booklore_sync.emulator import start_emulator
+from booklore_sync.sync.runner import sync_once
 from booklore_sync.watch import Watcher
 from tests.sync.conftest import make_config, make_env, open_store
 
@@ -103,3 +104,40 @@ def test_watch_missing_source(home):
 
     proc = run_cli("watch", str(home / "nope"))
     assert proc.returncode == 2
+
+
+def test_sigterm_mid_cycle_loses_nothing(home, kobo, emu):
+    """SIGTERM while a cycle's sync is waiting on the server: the cycle ends, the process
+    exits 0, and every item is either on the server once or still queued."""
+    emu.state.inject_fault("/api/v1/reading-sessions/batch", action="delay", delay_ms=1500,
+                           times=None)
+    env = dict(os.environ)
+    env.update(make_env(emu.base_url))
+    proc = subprocess.Popen([sys.executable, "-m", "booklore_sync", "watch", str(kobo),
+                             "--interval", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        assert "watch:" in proc.stdout.readline()
+        assert _wait(lambda: any(e["path"].endswith("/batch") for e in emu.request_log()))
+        proc.send_signal(signal.SIGTERM)  # the first batch is being delayed right now
+        out, _err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, _err
+        assert "stopped" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    cfg = make_config(home, emu.base_url)
+    with open_store(cfg) as store:
+        left = store.pending("sessions")
+    on_server = emu.state.sessions()
+    starts = [s["startTime"] for s in on_server]
+    assert len(starts) == len(set(starts))  # nothing twice
+    # a queued item that is already on the server must be one the next run checks first
+    assert all(i.state != "pending" for i in left if i.payload["startTime"] in starts)
+    emu.state.clear_faults()
+    assert sync_once(cfg).exit_code == 0
+    final = [s["startTime"] for s in emu.state.sessions()]
+    assert len(final) == len(set(final))
+    with open_store(cfg) as store:
+        assert sum(store.counts().values()) == 0

@@ -450,38 +450,38 @@ def _finish_table(d: dict[Any, Any]) -> Any:
 # produce ASCII, so these marker keys cannot collide with real ones.  The object
 # hook drops the ``"\ud801"`` pair, and where the bare ``"\ud800"`` key flags
 # integer keys it turns them back into ints and applies the list rule.
-_SENT = "\x00"
+_SENT = b"\x00"
 _MARK = "\ud800"
 _END = "\ud801"
 _FAST_HEAD = re.compile(
-    r"\ufeff?[ \t\n\r]*+(?:--(?!\[=*\[)[^\n]*+(?:\n[ \t\n\r]*+|\Z))*+"
-    r"(?:return(?![A-Za-z0-9_.])[ \t\n\r]*+)?")
-_FAST_PAIR = "\x01"   # stands for an escaped backslash while the text is cut at quotes
-_FAST_QUOTE = "\x02"  # an escaped quote, likewise
-_FAST_DIGITS = str.maketrans("012345678", "999999999")
-_FAST_LONG = "9" * 19  # 19 digits in a row: past 2**63 Lua reads a float, JSON an int
+    rb"(?:\xef\xbb\xbf)?[ \t\n\r]*+(?:--(?!\[=*\[)[^\n]*+(?:\n[ \t\n\r]*+|\Z))*+"
+    rb"(?:return(?![A-Za-z0-9_.])[ \t\n\r]*+)?")
+_FAST_PAIR = b"\x01"   # stands for an escaped backslash while the text is cut at quotes
+_FAST_QUOTE = b"\x02"  # an escaped quote, likewise
+_FAST_DIGITS = bytes.maketrans(b"012345678", b"999999999")
+_FAST_LONG = b"9" * 19  # 19 digits in a row: past 2**63 Lua reads a float, JSON an int
 # a `[N] = ` head: canonical decimal N, the value on the same line
-_FAST_IKEY = re.compile(r"\[(0|-?[1-9][0-9]*+)\] = (?![ \t\n\r])")
-_FAST_KEYS = str.maketrans("=", ":", "[]")
+_FAST_IKEY = re.compile(rb"\[(0|-?[1-9][0-9]*+)\] = (?![ \t\n\r])")
+_FAST_NOT_BRACES = bytes(c for c in range(256) if c not in b"{}")
 # once escaped backslashes are out: escapes that JSON reads otherwise or not at all
-_FAST_BADESC = re.compile(r'\\[^bfnrt"\n0-9]|\\\Z')
-_FAST_DEC = re.compile(r"\\([0-9]{1,3})")
+_FAST_BADESC = re.compile(rb'\\[^bfnrt"\n0-9]|\\\Z')
+_FAST_DEC = re.compile(rb"\\([0-9]{1,3})")
 
 
 class _Decline(Exception):
     pass
 
 
-def _fast_decimal(m: re.Match[str]) -> str:
+def _fast_decimal(m: re.Match[bytes]) -> bytes:
     """A decimal escape as JSON; above 127 it is a byte of UTF-8: decline."""
     v = int(m.group(1))
     if v >= 128:
         raise _Decline
-    return "\\u%04x" % v
+    return b"\\u%04x" % v
 
 
-def _fast_int_key(m: re.Match[str]) -> str:
-    return '"\\ud800":0,"\\ud800' + m.group(1) + '":'
+def _fast_int_key(m: re.Match[bytes]) -> bytes:
+    return b'"\\ud800":0,"\\ud800' + m.group(1) + b'":'
 
 
 def _fast_object(d: dict[str, Any]) -> Any:
@@ -503,79 +503,75 @@ _FAST_JSON = json.JSONDecoder(object_hook=_fast_object, strict=False)
 
 def _fast_parse(data: bytes) -> Any:
     """The canonical-KOReader-text fast path; ``_ABSENT`` means "use the parser"."""
-    text = data.decode("utf-8", "surrogateescape")
-    head = _FAST_HEAD.match(text).end()
-    body = text[head:] if head else text
+    head = _FAST_HEAD.match(data).end()
+    body = data[head:] if head else data
     if _SENT in body:
         return _ABSENT
-    escapes = "\\" in body
+    escapes = b"\\" in body
     if escapes:
         # Backslashes belong in strings (the code check below refuses them).  Take the
         # escaped backslashes and quotes out of the way of the cut at quotes; keep the
         # escapes JSON reads alike; decline the others.
         if _FAST_PAIR in body or _FAST_QUOTE in body:
             return _ABSENT
-        pairs = "\\\\" in body
+        pairs = b"\\\\" in body
         if pairs:
-            body = body.replace("\\\\", _FAST_PAIR)
+            body = body.replace(b"\\\\", _FAST_PAIR)
         if _FAST_BADESC.search(body) is not None:
             return _ABSENT
-        body = body.replace('\\"', _FAST_QUOTE).replace("\\\n", "\\n")
+        body = body.replace(b'\\"', _FAST_QUOTE).replace(b"\\\n", b"\\n")
         if _FAST_DEC.search(body) is not None:
             try:
                 body = _FAST_DEC.sub(_fast_decimal, body)
             except _Decline:
                 return _ABSENT
-    parts = body.split('"')
+    parts = body.split(b'"')
     if not len(parts) & 1:
         return _ABSENT
     code = _SENT.join(parts[0::2])
-    if ("\n" in body and body.count("\n") != code.count("\n")
-            or "\r" in body and body.count("\r") != code.count("\r")):
+    if (b"\n" in body and body.count(b"\n") != code.count(b"\n")
+            or b"\r" in body and body.count(b"\r") != code.count(b"\r")):
         return _ABSENT  # a raw line break inside a short string
     # JSON reads nothing here the parser reads otherwise: no ``null``/``NaN``/
     # ``Infinity`` (n, N, I), no ``:``, no long integers; anything else that is not
     # Lua, and not JSON either, fails in the decoder
-    if ("n" in code or "N" in code or "I" in code or ":" in code
+    if (b"n" in code or b"N" in code or b"I" in code or b":" in code
             or _FAST_LONG in code.translate(_FAST_DIGITS)):
         return _ABSENT
-    if code.count("{") > MAX_DEPTH and not _depth_ok(code):
+    if code.count(b"{") > MAX_DEPTH and not _depth_ok(code):
         return _ABSENT
-    if "[" in code:
+    if b"[" in code:
         code = _FAST_IKEY.sub(_fast_int_key, code)
     # every [, ] and = left must belong to a `[<string>] = ` head whose value follows
     # on the same line (the parser insists on that)
-    heads = code.count("[")
-    if heads != code.count("]") or heads != code.count("="):
+    heads = code.count(b"[")
+    if heads != code.count(b"]") or heads != code.count(b"="):
         return _ABSENT
     if heads:
-        if (heads != code.count("[\x00] = ") or "= \n" in code or "= \r" in code
-                or "=  " in code or "= \t" in code):
+        if (heads != code.count(b"[\x00] = ") or b"= \n" in code or b"= \r" in code
+                or b"=  " in code or b"= \t" in code):
             return _ABSENT
-        code = code.translate(_FAST_KEYS)
-    code = code.replace("}", '"\\ud801":0}')
+        code = code.translate(None, b"[]").replace(b"=", b":")
+    code = code.replace(b"}", b'"\\ud801":0}')
     parts[0::2] = code.split(_SENT)
-    json_text = '"'.join(parts)
+    json_bytes = b'"'.join(parts)
     if escapes:
         if pairs:
-            json_text = json_text.replace(_FAST_PAIR, "\\\\")
-        json_text = json_text.replace(_FAST_QUOTE, '\\"')
+            json_bytes = json_bytes.replace(_FAST_PAIR, b"\\\\")
+        json_bytes = json_bytes.replace(_FAST_QUOTE, b'\\"')
     try:
-        return _FAST_JSON.decode(json_text)
+        # strict UTF-8: what is not (broken bytes, encoded surrogates) the parser
+        # decodes with surrogateescape, string by string
+        return _FAST_JSON.decode(json_bytes.decode("utf-8"))
     except (ValueError, KeyError, RecursionError, _Decline):
         return _ABSENT
 
 
-_ONLY_BRACES = str.maketrans("", "", "".join(chr(c) for c in range(128) if chr(c) not in "{}"))
-
-
-def _depth_ok(code: str) -> bool:
+def _depth_ok(code: bytes) -> bool:
     """Tables nested at most MAX_DEPTH deep (each pass removes the innermost level)."""
-    braces = code.translate(_ONLY_BRACES)  # ASCII code: the braces alone
-    if not braces.isascii():
-        braces = re.sub(r"[^{}]+", "", braces)
+    braces = code.translate(None, _FAST_NOT_BRACES)
     for _ in range(MAX_DEPTH):
-        braces = braces.replace("{}", "")
+        braces = braces.replace(b"{}", b"")
         if not braces:
             return True
     return False

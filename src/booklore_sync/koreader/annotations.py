@@ -47,11 +47,16 @@ class Item:
     def page_number(self) -> int | None:
         if self.paged:
             p = self.page
-            if isinstance(self.pos0, Mapping) and isinstance(self.pos0.get("page"), (int, float)):
+            if _is_mapping(self.pos0) and isinstance(self.pos0.get("page"), (int, float)):
                 p = p if isinstance(p, (int, float)) else self.pos0["page"]
             if isinstance(p, (int, float)) and not isinstance(p, bool):
                 return int(p)
         return None
+
+
+def _is_mapping(v: Any) -> bool:
+    """``isinstance(v, Mapping)``, quick for the parser's dicts."""
+    return type(v) is dict or isinstance(v, Mapping)
 
 
 def _str(v: Any) -> str | None:
@@ -67,7 +72,7 @@ def _is_number(v: Any) -> bool:
 
 
 def _paged(page: Any, pos0: Any) -> bool:
-    return isinstance(pos0, Mapping) or (_is_number(page) and not isinstance(pos0, str))
+    return _is_mapping(pos0) or (_is_number(page) and not isinstance(pos0, str))
 
 
 def extract_items(sidecar: Mapping[str, Any]) -> tuple[list[Item], list[str]]:
@@ -83,7 +88,7 @@ def _current(raw: Any) -> tuple[list[Item], list[str]]:
     items: list[Item] = []
     problems: list[str] = []
     for i, a in enumerate(as_list(raw), 1):
-        if not isinstance(a, Mapping):
+        if not _is_mapping(a):
             problems.append(f"annotation {i} is not a table")
             continue
         get = a.get
@@ -201,7 +206,7 @@ def position_key(item: Item) -> str:
     pos = item.page if item.kind == "bookmark" else item.pos0
     if isinstance(pos, str):
         return pos
-    if isinstance(pos, Mapping):
+    if _is_mapping(pos):
         page = pos.get("page", item.page)
         x, y = pos.get("x"), pos.get("y")
         if x is not None and y is not None:

@@ -36,6 +36,9 @@ __all__ = ["LuaParseError", "parse", "parse_file", "dump", "dumps", "as_list",
 
 MAX_FILE_SIZE = 64 * 1024 * 1024
 MAX_DEPTH = 100
+# the fast path holds a few copies of its input for a moment (some 6-8 times its
+# size at the peak): bigger files go straight to the exact parser
+FAST_PATH_MAX = 16 * 1024 * 1024
 
 
 class LuaParseError(ValueError):
@@ -436,20 +439,20 @@ def _finish_table(d: dict[Any, Any]) -> Any:
 # runs instead: errors and their positions always come from :class:`_Parser`.
 # Nothing is ever executed.
 #
-# How: the text is cut at its quotes into code and string contents (escaped
-# backslashes and quotes are set aside first; each string is ``_SENT`` in the
-# code).  The code may not hold what JSON reads and Lua does not, or reads
+# How (on bytes): the text is cut at its quotes into code and string contents
+# (escaped backslashes and quotes are set aside first; each string is ``_SENT`` in
+# the code).  The code may not hold what JSON reads and Lua does not, or reads
 # otherwise: ``null``/``NaN``/``Infinity`` (no n, N or I), ``:``, integers of more
 # than 18 digits (floats to Lua, ints to JSON).  ``[N] = `` (canonical decimal N)
 # becomes ``"\ud800":0,"\ud800N":``; what is left of ``[``/``]``/``=`` must be
 # exactly ``[<string>] = `` heads (their value on the same line, as the parser
 # wants), which become ``<string>:`` (so no JSON array can appear); every ``}`` gets
 # a ``"\ud801":0`` pair in front (so the trailing ``,`` before it is valid JSON, and
-# a missing one is not).  U+D800 and U+D801 never occur in text decoded with
-# surrogateescape (which yields U+DC80..U+DCFF) and the accepted escapes only
-# produce ASCII, so these marker keys cannot collide with real ones.  The object
-# hook drops the ``"\ud801"`` pair, and where the bare ``"\ud800"`` key flags
-# integer keys it turns them back into ints and applies the list rule.
+# a missing one is not).  The JSON text is decoded as strict UTF-8 (the parser
+# reads broken bytes with surrogateescape: those texts decline), and the escapes
+# kept only make ASCII, so no real key can hold U+D800 or U+D801.  The object hook
+# drops the ``"\ud801"`` pair, and where the bare ``"\ud800"`` key flags integer
+# keys it turns them back into ints and applies the list rule.
 _SENT = b"\x00"
 _MARK = "\ud800"
 _END = "\ud801"
@@ -532,6 +535,7 @@ def _fast_parse(data: bytes) -> Any:
     if (b"\n" in body and body.count(b"\n") != code.count(b"\n")
             or b"\r" in body and body.count(b"\r") != code.count(b"\r")):
         return _ABSENT  # a raw line break inside a short string
+    del body  # (big inputs: hold as few copies as possible)
     # JSON reads nothing here the parser reads otherwise: no ``null``/``NaN``/
     # ``Infinity`` (n, N, I), no ``:``, no long integers; anything else that is not
     # Lua, and not JSON either, fails in the decoder
@@ -555,6 +559,7 @@ def _fast_parse(data: bytes) -> Any:
     code = code.replace(b"}", b'"\\ud801":0}')
     parts[0::2] = code.split(_SENT)
     json_bytes = b'"'.join(parts)
+    del parts, code
     if escapes:
         if pairs:
             json_bytes = json_bytes.replace(_FAST_PAIR, b"\\\\")
@@ -562,7 +567,9 @@ def _fast_parse(data: bytes) -> Any:
     try:
         # strict UTF-8: what is not (broken bytes, encoded surrogates) the parser
         # decodes with surrogateescape, string by string
-        return _FAST_JSON.decode(json_bytes.decode("utf-8"))
+        json_text = json_bytes.decode("utf-8")
+        del json_bytes
+        return _FAST_JSON.decode(json_text)
     except (ValueError, KeyError, RecursionError, _Decline):
         return _ABSENT
 
@@ -592,9 +599,10 @@ def parse(data: bytes | str, *, file: str | os.PathLike[str] | None = None) -> A
     if len(data) > MAX_FILE_SIZE:
         raise LuaParseError(f"file larger than {MAX_FILE_SIZE} bytes", name)
     data = bytes(data)
-    value = _fast_parse(data)
-    if value is not _ABSENT:
-        return value
+    if len(data) <= FAST_PATH_MAX:
+        value = _fast_parse(data)
+        if value is not _ABSENT:
+            return value
     return _parse_exact(data, name)
 
 

@@ -259,3 +259,8 @@ def test_float_formatting_like_koreader():
     assert parse(dump(0.1 + 0.2)) == 0.3
     assert parse(dump(5.0)) == 5 and type(parse(dump(5.0))) is int
     assert math.isclose(parse(dump(1 / 3)), 0.33333333333333)
+
+
+def test_line_break_between_key_and_value():
+    # valid Lua that KOReader does not write but a hand-edited file may contain
+    assert parse(b'return {["k"] =\n 1, [2] = -- note\n "x"}') == {"k": 1, 2: "x"}

@@ -333,12 +333,12 @@ class _Parser:
                 m = _STR_KEY.match(data, pos)
                 if m is not None:
                     key = self.key_text(m.group(1))
-                    value, pos = self.value(m.end(), depth)
+                    value, pos = self.value(self.ws(m.end()), depth)
                 else:
                     m = _INT_KEY.match(data, pos)
                     if m is not None:
                         key = int(m.group(1))
-                        value, pos = self.value(m.end(), depth)
+                        value, pos = self.value(self.ws(m.end()), depth)
                     elif data.startswith(b"[[", pos) or data.startswith(b"[=", pos):
                         counter += 1
                         key = counter

@@ -73,25 +73,34 @@ def test_change_reaches_server_and_offline_backoff(home, kobo, library):
     assert lines[-1].endswith("watch: stopped")
 
 
-def test_sigterm_stops_cleanly(home, kobo, emu):
+def _watch_until_sigterm(kobo, url: str, ready, timeout: float = 60) -> str:
+    """Run `watch` in a subprocess, send SIGTERM once ``ready(proc)`` returns, and return
+    its stdout after it exited 0."""
     env = dict(os.environ)
-    env.update(make_env(emu.base_url))
+    env.update(make_env(url))
     proc = subprocess.Popen([sys.executable, "-m", "booklore_sync", "watch", str(kobo),
                              "--interval", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     try:
-        first = proc.stdout.readline()
-        assert "watch:" in first
-        cycle = proc.stdout.readline()  # one line per cycle
-        assert "scan:" in cycle and "sync:" in cycle
+        assert "watch:" in proc.stdout.readline()
+        ready(proc)
         proc.send_signal(signal.SIGTERM)
-        out, _err = proc.communicate(timeout=20)
-        assert proc.returncode == 0
+        out, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err
         assert "stopped" in out
+        return out
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_stops_cleanly(home, kobo, emu):
+    def after_first_cycle(proc):
+        cycle = proc.stdout.readline()  # one line per cycle
+        assert "scan:" in cycle and "sync:" in cycle
+
+    _watch_until_sigterm(kobo, emu.base_url, after_first_cycle)
     cfg = make_config(home, emu.base_url)
     with open_store(cfg) as store:
         assert sum(store.counts().values()) == 0  # everything was delivered
@@ -111,22 +120,10 @@ def test_sigterm_mid_cycle_loses_nothing(home, kobo, emu):
     exits 0, and every item is either on the server once or still queued."""
     emu.state.inject_fault("/api/v1/reading-sessions/batch", action="delay", delay_ms=1500,
                            times=None)
-    env = dict(os.environ)
-    env.update(make_env(emu.base_url))
-    proc = subprocess.Popen([sys.executable, "-m", "booklore_sync", "watch", str(kobo),
-                             "--interval", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
-    try:
-        assert "watch:" in proc.stdout.readline()
+    def batch_on_its_way(proc):  # SIGTERM while the first batch is being delayed
         assert _wait(lambda: any(e["path"].endswith("/batch") for e in emu.request_log()))
-        proc.send_signal(signal.SIGTERM)  # the first batch is being delayed right now
-        out, _err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, _err
-        assert "stopped" in out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+    _watch_until_sigterm(kobo, emu.base_url, batch_on_its_way)
     cfg = make_config(home, emu.base_url)
     with open_store(cfg) as store:
         left = store.pending("sessions")

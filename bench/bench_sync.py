@@ -14,6 +14,8 @@ start-up ratio of `status --json` against `python -c "import sqlite3, json"`.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import statistics
 import subprocess
@@ -91,8 +93,39 @@ def endpoint_of(entry: dict) -> str:
     return f"{entry['method']} {'/'.join(norm)}"
 
 
+class EmulatorProcess:
+    """The emulator in a process of its own, as a real server is (the default): the
+    client's work and the server's then do not share one interpreter lock."""
+
+    def __init__(self, books: int, workdir: Path):
+        seed = workdir / "seed.json"
+        seed.write_text(json.dumps({"books": seed_books(books)}))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "booklore_sync", "emulator", "--port", "0", "--seed",
+             str(seed)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.base_url = self.proc.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            self.stop()
+            raise SystemExit("the emulator did not start")
+
+    def request_log(self) -> list[dict]:
+        return httpx.get(self.base_url + "/__emulator/requests", timeout=60).json()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+
+
+def launch_emulator(args, workdir: Path):
+    if args.in_process:
+        return start_emulator(mode="fork", port=0, books=seed_books(args.books), library=None)
+    return EmulatorProcess(args.books, workdir)
+
+
 def run_engine(args, home: Path):
-    emu = start_emulator(mode="fork", port=0, books=seed_books(args.books), library=None)
+    home.mkdir(parents=True, exist_ok=True)
+    emu = launch_emulator(args, home)
     try:
         cfg = Config.load(home=home, env={
             "BOOKLORE_URL": emu.base_url, "BOOKLORE_USERNAME": "demo", "BOOKLORE_PASSWORD": "demo",
@@ -125,25 +158,29 @@ def minimal_requests(log: list[dict]) -> list[dict]:
 
 
 def run_bare(args, writes: list[dict]) -> float:
-    emu = start_emulator(mode="fork", port=0, books=seed_books(args.books), library=None)
-    try:
-        with httpx.Client(base_url=emu.base_url, timeout=30) as client:
-            token = client.post("/api/v1/auth/login",
-                                json={"username": "demo", "password": "demo"}).json()["accessToken"]
-            import hashlib
+    with tempfile.TemporaryDirectory(prefix="bench-bare-") as tmp:
+        emu = launch_emulator(args, Path(tmp))
+        try:
+            return _replay(emu, writes)
+        finally:
+            emu.stop()
 
-            ko = {"x-auth-user": "demo", "x-auth-key": hashlib.md5(b"demo").hexdigest()}
-            bearer = {"Authorization": f"Bearer {token}"}
-            start = time.perf_counter()
-            for e in writes:
-                headers = ko if e["path"].startswith("/api/koreader/") else bearer
-                resp = client.request(e["method"], e["path"], json=e.get("body"), headers=headers)
-                if resp.status_code >= 400 and resp.status_code != 409:
-                    raise SystemExit(f"bare replay failed: {e['method']} {e['path']} -> "
-                                     f"{resp.status_code} {resp.text[:200]}")
-            return time.perf_counter() - start
-    finally:
-        emu.stop()
+
+def _replay(emu, writes: list[dict]) -> float:
+    """The minimal request set with a plain keep-alive httpx loop."""
+    with httpx.Client(base_url=emu.base_url, timeout=30) as client:
+        token = client.post("/api/v1/auth/login",
+                            json={"username": "demo", "password": "demo"}).json()["accessToken"]
+        ko = {"x-auth-user": "demo", "x-auth-key": hashlib.md5(b"demo").hexdigest()}
+        bearer = {"Authorization": f"Bearer {token}"}
+        start = time.perf_counter()
+        for e in writes:
+            headers = ko if e["path"].startswith("/api/koreader/") else bearer
+            resp = client.request(e["method"], e["path"], json=e.get("body"), headers=headers)
+            if resp.status_code >= 400 and resp.status_code != 409:
+                raise SystemExit(f"bare replay failed: {e['method']} {e['path']} -> "
+                                 f"{resp.status_code} {resp.text[:200]}")
+        return time.perf_counter() - start
 
 
 def startup_ratio(rounds: int = 15) -> tuple[float, float, float]:
@@ -170,6 +207,8 @@ def startup_ratio(rounds: int = 15) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", action="store_true", help="a tenth of the workload")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the emulator in this process (threads) instead of its own")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each side, interleaved; the fastest of each is compared "
                         "(the machines are shared and noisy)")

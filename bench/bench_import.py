@@ -20,40 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-DDL = [
-    """CREATE TABLE book (id integer PRIMARY KEY autoincrement, title text, authors text,
-       notes integer, last_open integer, highlights integer, pages integer, series text,
-       language text, md5 text, total_read_time integer, total_read_pages integer)""",
-    "CREATE UNIQUE INDEX book_title_authors_md5 ON book(title, authors, md5)",
-    """CREATE TABLE page_stat_data (id_book integer, page integer NOT NULL DEFAULT 0,
-       start_time integer NOT NULL DEFAULT 0, duration integer NOT NULL DEFAULT 0,
-       total_pages integer NOT NULL DEFAULT 0, UNIQUE (id_book, page, start_time),
-       FOREIGN KEY(id_book) REFERENCES book(id))""",
-    "CREATE INDEX page_stat_data_start_time ON page_stat_data(start_time)",
-]
-
-SQL = """
-WITH o AS (
-  SELECT id_book, page, start_time, duration, total_pages,
-         LAG(id_book) OVER w AS prev_book,
-         start_time - MAX(start_time + duration) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS gap
-  FROM page_stat_data
-  WHERE duration > 0 AND page > 0 AND total_pages > 0
-  WINDOW w AS (ORDER BY start_time, id_book, page)),
-m AS (
-  SELECT *, SUM(CASE WHEN prev_book IS NULL OR prev_book <> id_book OR gap > :gap
-                     THEN 1 ELSE 0 END) OVER (ORDER BY start_time, id_book, page) AS session_no
-  FROM o)
-SELECT session_no, id_book, MIN(start_time) AS started, MAX(start_time + duration) AS ended,
-       SUM(duration) AS duration_seconds, COUNT(DISTINCT page) AS distinct_pages
-FROM m GROUP BY session_no, id_book ORDER BY started;
-"""
+from booklore_sync.koreader.statistics import SCHEMA_DDL, WINDOW_GROUPING_SQL
 
 
 def generate(path: Path, n_rows: int, n_books: int = 500, seed: int = 7) -> None:
     rnd = random.Random(seed)
     conn = sqlite3.connect(path)
-    for sql in DDL:
+    for sql in SCHEMA_DDL:
         conn.execute(sql)
     conn.execute("PRAGMA user_version = 20221111")
     conn.executemany("INSERT INTO book(id, title, authors, md5, pages) VALUES (?,?,?,?,?)",
@@ -89,7 +62,7 @@ def child(mode: str, path: str) -> None:
         total = sum(s.duration for s in sessions)
     else:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        out = conn.execute(SQL, {"gap": 300}).fetchall()
+        out = conn.execute(WINDOW_GROUPING_SQL, {"gap": 300}).fetchall()
         n = len(out)
         total = sum(r[4] for r in out)
         conn.close()

@@ -3,6 +3,7 @@ import sqlite3
 import pytest
 
 from booklore_sync.koreader.statistics import (
+    WINDOW_GROUPING_SQL,
     StatisticsError,
     derive_sessions,
     format_duration,
@@ -17,22 +18,6 @@ from booklore_sync.settings_defaults import DEFAULTS
 from .statsdb import FIXTURE_DB, make_db
 
 NOW = 1800000000
-SQL = """
-WITH o AS (
-  SELECT id_book, page, start_time, duration, total_pages,
-         LAG(id_book) OVER w AS prev_book,
-         start_time - MAX(start_time + duration) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS gap
-  FROM page_stat_data
-  WHERE duration > 0 AND page > 0 AND total_pages > 0
-  WINDOW w AS (ORDER BY start_time, id_book, page)),
-m AS (
-  SELECT *, SUM(CASE WHEN prev_book IS NULL OR prev_book <> id_book OR gap > :gap
-                     THEN 1 ELSE 0 END) OVER (ORDER BY start_time, id_book, page) AS session_no
-  FROM o)
-SELECT session_no, id_book, MIN(start_time) AS started, MAX(start_time + duration) AS ended,
-       SUM(duration) AS duration_seconds, COUNT(DISTINCT page) AS distinct_pages
-FROM m GROUP BY session_no, id_book ORDER BY started;
-"""
 
 
 @pytest.mark.parametrize("seconds,text", [
@@ -104,10 +89,10 @@ def test_matches_sqlite_window_query():
     books, sessions, _ = _fixture_sessions()
     conn = sqlite3.connect(f"{FIXTURE_DB.as_uri()}?mode=ro", uri=True)
     try:
-        rows = conn.execute(SQL, {"gap": 300}).fetchall()
+        rows = conn.execute(WINDOW_GROUPING_SQL, {"gap": 300}).fetchall()
     except sqlite3.OperationalError:  # WAL file needs a writable dir: use a copy
         with open_statistics(FIXTURE_DB) as c2:
-            rows = c2.execute(SQL, {"gap": 300}).fetchall()
+            rows = c2.execute(WINDOW_GROUPING_SQL, {"gap": 300}).fetchall()
     finally:
         conn.close()
     assert [(s.id_book, s.start, s.end, s.duration) for s in sessions] == [

@@ -38,6 +38,7 @@ from xml.sax.saxutils import escape
 
 from booklore_sync.koreader.fingerprint import partial_md5
 from booklore_sync.koreader.luatable import dump
+from booklore_sync.koreader.statistics import SCHEMA_DDL
 
 __all__ = ["SampleDevice", "build_sample_device", "DEVICE_ID"]
 
@@ -632,52 +633,6 @@ def _pdf_position(lines: list[str], phrase: str, page: int) -> tuple[dict, dict,
 
 
 # ================================================================== statistics
-_STATS_DDL = [
-    """CREATE TABLE book
-            (
-                id integer PRIMARY KEY autoincrement,
-                title text,
-                authors text,
-                notes      integer,
-                last_open  integer,
-                highlights integer,
-                pages      integer,
-                series text,
-                language text,
-                md5 text,
-                total_read_time  integer,
-                total_read_pages integer
-            )""",
-    "CREATE UNIQUE INDEX book_title_authors_md5 ON book(title, authors, md5)",
-    """CREATE TABLE page_stat_data
-        (
-            id_book     integer,
-            page        integer NOT NULL DEFAULT 0,
-            start_time  integer NOT NULL DEFAULT 0,
-            duration    integer NOT NULL DEFAULT 0,
-            total_pages integer NOT NULL DEFAULT 0,
-            UNIQUE (id_book, page, start_time),
-            FOREIGN KEY(id_book) REFERENCES book(id)
-        )""",
-    "CREATE INDEX page_stat_data_start_time ON page_stat_data(start_time)",
-    """CREATE TABLE numbers
-        (
-            number INTEGER PRIMARY KEY
-        )""",
-    """CREATE VIEW page_stat AS
-        SELECT id_book, first_page + idx - 1 AS page, start_time,
-               duration / (last_page - first_page + 1) AS duration
-        FROM (
-            SELECT id_book, page, total_pages, pages, start_time, duration,
-                ((page - 1) * pages) / total_pages + 1 AS first_page,
-                max(((page - 1) * pages) / total_pages + 1, (page * pages) / total_pages)
-                    AS last_page,
-                idx
-            FROM page_stat_data
-            JOIN book ON book.id = id_book
-            JOIN (SELECT number as idx FROM numbers) AS N ON idx <= (last_page - first_page + 1)
-        )""",
-]
 
 
 @dataclass
@@ -730,7 +685,7 @@ def _write_statistics(path: Path, books: list[dict[str, Any]]) -> None:
     conn = sqlite3.connect(path)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
-        for sql in _STATS_DDL:
+        for sql in SCHEMA_DDL:
             conn.execute(sql)
         conn.executemany("INSERT INTO numbers VALUES (?)", [(i,) for i in range(1, 1001)])
         for b in books:

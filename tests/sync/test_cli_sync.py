@@ -127,3 +127,34 @@ def test_secrets_never_printed(home, kobo, emu):
         proc = run_cli(*args, env=env)
         for secret in ("s3cret-Passw0rd", "k0reader-Secret"):
             assert secret not in proc.stdout + proc.stderr, args
+
+
+def test_emulator_command_prints_its_url_first_and_stops_on_sigterm(library):
+    import signal
+
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", "booklore_sync", "emulator", "--port", "0",
+                             "--library", str(library), "--mode", "upstream"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and not url.endswith("/")
+        assert "demo" in proc.stdout.readline()  # then the accounts
+        health = httpx.get(url + "/api/v1/healthcheck", timeout=10)
+        assert health.status_code == 200 and health.json()["data"]
+        # upstream: no lookup by fingerprint, the web page instead
+        page = httpx.get(url + "/api/koreader/books/by-hash/59d481d168cca6267322f150c5f6a2a3",
+                         headers={"x-auth-user": "demo",
+                                  "x-auth-key": "fe01ce2a7fbac8fafaed7c982a04e229"}, timeout=10)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    bad = run_cli("emulator", "--mode", "sideways")
+    assert bad.returncode == 2

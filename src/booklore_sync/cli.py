@@ -179,8 +179,6 @@ def sync(
 
 
 def print_sync_report(report: Any, *, json_out: bool) -> None:
-    from booklore_sync.config import ACCOUNT_LABELS as NAMES
-
     for message in report.messages:
         err(message)
     for problem in report.config_errors:
@@ -188,7 +186,7 @@ def print_sync_report(report: Any, *, json_out: bool) -> None:
     for account in sorted(report.missing_accounts):
         var = "BOOKLORE_USERNAME / BOOKLORE_PASSWORD" if account == "booklore" else \
             "BOOKLORE_KOREADER_USERNAME / BOOKLORE_KOREADER_PASSWORD"
-        err(f"Error: the {NAMES[account]} is not configured, so the items that need it stay "
+        err(f"Error: the {ACCOUNT_LABELS[account]} is not configured, so the items that need it stay "
             f"queued (set {var}, or run `booklore-sync login`).")
     for _account, message in sorted(report.rejected_accounts.items()):
         err(f"Error: {message}")
@@ -524,10 +522,6 @@ def login(
     raise typer.Exit(run_login(cfg, url=url, username=username,
                                koreader_username=koreader_username,
                                password_stdin=password_stdin, store_in_file=store_in_file))
-
-
-def account_name(account: str) -> str:
-    return ACCOUNT_LABELS[account]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -839,10 +839,6 @@ class Store:
     def all_pending(self) -> list[QueueItem]:
         return [item for q in QUEUES for item in self.pending(q)]
 
-    def pending_fingerprints(self) -> list[str]:
-        sql = " UNION ".join(f"SELECT fingerprint FROM {QUEUE_TABLES[q]}" for q in QUEUES)
-        return [r[0] for r in self._execute(sql + " ORDER BY 1")]
-
     # -------------------------------------------------------- engine updates
     def _ids_clause(self, ids: Sequence[int]) -> str:
         return f"id IN ({','.join('?' * len(ids))})"

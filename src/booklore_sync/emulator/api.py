@@ -207,6 +207,18 @@ def _max_len(details: list[str], fields: dict[str, Any], name: str, limit: int) 
         details.append(f"{name}: size must be between 0 and {limit}")
 
 
+def _book_and_cfi(fields: dict[str, Any]) -> list[str]:
+    """The checks annotations and v2 notes share: bookId and cfi required, cfi ≤ 1000."""
+    details = []
+    if fields["bookId"] is None:
+        details.append("bookId: Book ID is required")
+    if not fields["cfi"]:
+        details.append("cfi: CFI is required")
+    else:
+        _max_len(details, fields, "cfi", 1000)
+    return details
+
+
 def _validation(details: list[str]) -> None:
     if details:
         raise ApiError(400, "Validation error", details)
@@ -900,13 +912,7 @@ class BookLoreApi:
             "style": to_str(body.get("style")), "note": to_str(body.get("note")),
             "chapterTitle": to_str(body.get("chapterTitle")),
         })
-        details = []
-        if f["bookId"] is None:
-            details.append("bookId: Book ID is required")
-        if not f["cfi"]:
-            details.append("cfi: CFI is required")
-        elif utf16_len(f["cfi"]) > 1000:
-            details.append("cfi: size must be between 0 and 1000")
+        details = _book_and_cfi(f)
         if not f["text"]:
             details.append("text: Text is required")
         elif utf16_len(f["text"]) > 5000:
@@ -987,13 +993,7 @@ class BookLoreApi:
             "noteContent": to_str(body.get("noteContent")), "color": to_str(body.get("color")),
             "chapterTitle": to_str(body.get("chapterTitle")),
         })
-        details = []
-        if f["bookId"] is None:
-            details.append("bookId: Book ID is required")
-        if not f["cfi"]:
-            details.append("cfi: CFI is required")
-        elif utf16_len(f["cfi"]) > 1000:
-            details.append("cfi: size must be between 0 and 1000")
+        details = _book_and_cfi(f)
         _max_len(details, f, "selectedText", 5000)
         if not f["noteContent"]:
             details.append("noteContent: Note content is required")

@@ -333,7 +333,7 @@ def clear_cache() -> None:
     """Clear Cache: remove every book_cache entry at once (queues and history stay)."""
     cfg = load_config()
     with open_store(cfg) as store:
-        removed = store.clear_cache()
+        removed = store.clear_cache().books
     typer.echo(f"Cleared the book cache ({removed} books). Pending items and synced history "
                "are untouched; the cache rebuilds on the next scan.")
 

@@ -157,7 +157,7 @@ def run_menu(cfg: Any) -> int:
             _menu_advanced(cfg)
         elif action == CLEAR_CACHE:
             with _open_store(cfg) as store:
-                removed = store.clear_cache()
+                removed = store.clear_cache().books
             _say(f"Cache cleared ({removed} books).")
 
 

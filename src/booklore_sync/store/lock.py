@@ -1,7 +1,7 @@
 """The store's sync lock (spec §3): one uploading command at a time.
 
 An OS file lock (``flock``/``LockFileEx``) on ``sync.lock`` beside the store.
-The kernel releases it when the holder exits, however it exits, so a killed
+``sync.lock`` is created 0600, its folder 0700 (spec §3).  The kernel releases it when the holder exits, however it exits, so a killed
 process never leaves it stuck.  The holder's pid is written into the file for
 messages only.
 """
@@ -9,8 +9,11 @@ messages only.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
+
+from booklore_sync.store.files import FILE_MODE, private_dir
 
 
 class LockBusy(Exception):
@@ -23,8 +26,8 @@ class SyncLock:
         self._fd: int | None = None
 
     def acquire(self, wait_seconds: float = 0.0) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         deadline = time.monotonic() + wait_seconds
         while True:
             if _try_lock(fd):
@@ -70,7 +73,7 @@ def _read_holder(fd: int) -> str:
         return ""
 
 
-if os.name == "nt":  # pragma: no cover - exercised on Windows only
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
     def _try_lock(fd: int) -> bool:

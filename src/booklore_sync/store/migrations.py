@@ -173,9 +173,75 @@ CREATE TABLE store_meta (
 INSERT INTO store_meta(key, value) VALUES ('history_generation', '0');
 """
 
+# Version 3 (spec §2, §3, §4.1): how each book was matched, the kept links (the
+# user's decisions that survive Clear Cache), first-contact reconciliation
+# records, read-status observations, and the ledger columns of synced history.
+_LEDGER_TABLES = ("historical_sessions", "synced_annotations", "synced_bookmarks",
+                  "rating_sync_history", "synced_koreader_progress")
+_QUEUE_TABLES = ("pending_sessions", "pending_annotations", "pending_ratings",
+                 "pending_bookmarks", "pending_koreader_progress")
+_SETTLED = "'uploaded', 'found_on_server', 'server_newer', 'deleted_on_server'"
+
+V3 = "\n".join([
+    """
+ALTER TABLE book_cache ADD COLUMN matched_by TEXT
+    CHECK (matched_by IN ('fingerprint', 'isbn', 'manual', 'plugin'));
+UPDATE book_cache SET matched_by = CASE match_method
+    WHEN 'hash' THEN 'fingerprint' WHEN 'fingerprint' THEN 'fingerprint'
+    WHEN 'isbn' THEN 'isbn' WHEN 'plugin' THEN 'plugin' ELSE 'manual' END
+    WHERE book_id IS NOT NULL;
+CREATE INDEX book_cache_book_id ON book_cache(book_id);
+
+-- the user's decisions, by fingerprint: they survive Clear Cache (spec §4.6)
+CREATE TABLE kept_links (
+    fingerprint TEXT PRIMARY KEY,
+    book_id INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('manual', 'plugin')),
+    linked_at TEXT NOT NULL
+);
+CREATE INDEX kept_links_book_id ON kept_links(book_id);
+
+-- plugin matches that Re-match All or `link` replaced: never adopted again (spec §5)
+CREATE TABLE replaced_plugin_matches (
+    fingerprint TEXT NOT NULL,
+    book_id INTEGER NOT NULL,
+    replaced_at TEXT NOT NULL,
+    PRIMARY KEY (fingerprint, book_id)
+);
+
+-- first-contact reconciliation done, per server identity, book and kind (spec §4.1)
+CREATE TABLE reconciliations (
+    server TEXT NOT NULL,
+    book_id INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('sessions', 'book_notes', 'pdf_bookmarks')),
+    reconciled_at TEXT NOT NULL,
+    PRIMARY KEY (server, book_id, kind)
+);
+
+-- the read status last seen on the server per book, and when it was first seen (§4.1)
+CREATE TABLE status_observations (
+    server TEXT NOT NULL,
+    book_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (server, book_id)
+);
+""",
+    *(f"ALTER TABLE {t} ADD COLUMN in_flight_at TEXT;\n"
+      f"ALTER TABLE {t} ADD COLUMN abandoned_at TEXT;" for t in _QUEUE_TABLES),
+    "ALTER TABLE historical_sessions ADD COLUMN remote_id INTEGER;",
+    "ALTER TABLE rating_sync_history ADD COLUMN remote_id INTEGER;",
+    "ALTER TABLE synced_koreader_progress ADD COLUMN remote_id INTEGER;",
+    *(f"ALTER TABLE {t} ADD COLUMN sent TEXT;\n"
+      f"ALTER TABLE {t} ADD COLUMN settled TEXT NOT NULL DEFAULT 'uploaded'"
+      f" CHECK (settled IN ({_SETTLED}));" for t in _LEDGER_TABLES),
+    "UPDATE synced_koreader_progress SET settled = 'server_newer' WHERE outcome = 'server_ahead';",
+])
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "queues, book cache, synced history, memo, capabilities", V1),
     (2, "store_meta (history generation)", V2),
+    (3, "matched_by, kept links, reconciliation, status observations, ledger columns", V3),
 ]
 
 LATEST = MIGRATIONS[-1][0]

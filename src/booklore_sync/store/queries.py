@@ -1,31 +1,25 @@
 """Names of the queues and tables, and the read-only counting queries.
 
-Standard library ``sqlite3`` only, nothing else imported: the start-up fast
-path of ``status`` and ``menu --dump`` uses this module without the rest of
-the store.
+Standard library ``sqlite3`` and the vocabulary only, nothing else of the
+store imported: the start-up fast path of ``status`` and ``menu --dump`` uses
+this module without the rest of the store.  The names below are aliases
+derived from the queue registry (:mod:`booklore_sync.common.vocab`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-QUEUES = ("sessions", "annotations", "ratings", "bookmarks", "progress")
-LETTERS = {"sessions": "S", "annotations": "A", "ratings": "R", "bookmarks": "B", "progress": "P"}
-QUEUE_TABLES = {
-    "sessions": "pending_sessions",
-    "annotations": "pending_annotations",
-    "ratings": "pending_ratings",
-    "bookmarks": "pending_bookmarks",
-    "progress": "pending_koreader_progress",
-}
-HISTORY_TABLES = {
-    "sessions": "historical_sessions",
-    "annotations": "synced_annotations",
-    "bookmarks": "synced_bookmarks",
-    "ratings": "rating_sync_history",
-    "progress": "synced_koreader_progress",
-}
+from booklore_sync.common.vocab import QUEUE_KINDS
+
+QUEUES: tuple[str, ...] = tuple(k.name for k in QUEUE_KINDS)
+LETTERS: dict[str, str] = {k.name: k.letter for k in QUEUE_KINDS}
+QUEUE_TABLES: dict[str, str] = {k.name: k.queue_table for k in QUEUE_KINDS}
+HISTORY_TABLES: dict[str, str] = {k.name: k.history_table for k in QUEUE_KINDS}
+# the natural-key columns of each queue (besides the fingerprint), spec §3
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {k.name: k.key_columns for k in QUEUE_KINDS}
 STORE_FILE = "booklore-sync.db"
+LOCK_FILE = "sync.lock"
 
 _COUNTS_SQL = " UNION ALL ".join(f"SELECT COUNT(*) FROM {QUEUE_TABLES[q]}" for q in QUEUES)
 
@@ -42,6 +36,15 @@ def cache_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 def progress_history_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM synced_koreader_progress").fetchone()[0])
+
+
+def empty_summary() -> dict:
+    """``summary`` of a store that does not exist yet (read-only commands create none)."""
+    return {
+        "book_cache": {"total": 0, "matched": 0, "unmatched": 0},
+        "pending": {q: 0 for q in QUEUES},
+        "progress_history": 0,
+    }
 
 
 def summary(conn: sqlite3.Connection) -> dict:

@@ -217,7 +217,7 @@ def test_queue_rows_survive_clear_cache_and_reattach(store):
     store.enqueue_session(FP, 1, {})
     store.enqueue_annotation(FP, "d", "highlight", "p", {})
     assert store.pending("sessions")[0].book_id == 42
-    assert store.clear_cache() == 1
+    assert store.clear_cache().books == 1
     assert store.cache_counts() == {"total": 0, "matched": 0, "unmatched": 0}
     assert store.counts()["sessions"] == 1 and store.counts()["annotations"] == 1
     orphan = store.pending("sessions")[0]

@@ -92,16 +92,22 @@ def test_running_job_page_refreshes(home, kobo, emulator_factory, serve_factory)
     emu = emulator_factory("fork")
     cfg = make_config(home, emu.base_url)
     scan_into(cfg, kobo)
+    # the first health probe answers after 3 s: the job is running while we look
+    emu.state.inject_fault("/api/v1/healthcheck", action="delay", delay_ms=3000, times=1)
     s = serve_factory(env=make_env(emu.base_url))
     with s.client() as c:
         token = csrf(c.get("/").text)
         r = c.post("/sync", data={"csrf_token": token})
         job_url = r.headers["location"]
+        running = c.get(job_url + ".json").json()
+        assert running["state"] == "running" and running["summary"] is None
+        assert running["phase"] in ("resolve", "ratings", "annotations", "bookmarks",
+                                    "progress", "sessions")
         page = c.get(job_url).text
-        if c.get(job_url + ".json").json()["state"] == "running":
-            assert '<meta http-equiv="refresh" content="2">' in page
-            assert "Syncing…" in page
+        assert '<meta http-equiv="refresh" content="2">' in page
+        assert "Syncing…" in page
         wait_for(lambda: c.get(job_url + ".json").json()["state"] == "done", timeout=60)
+        assert 'http-equiv="refresh"' not in c.get(job_url).text
 
 
 def test_view_pending_escapes_and_lists_books(home, serve_factory):

@@ -294,3 +294,16 @@ def test_unknown_job_and_host(serve_factory):
         assert c.get("/jobs/nothing.json").status_code == 404
         assert c.get("/", headers={"host": "evil.example:80"}).status_code == 400
         assert c.get("/", headers={"host": "localhost"}).status_code == 200
+
+
+def test_serve_with_source_runs_watch(home, kobo, emulator_factory, serve_factory):
+    emu = emulator_factory("fork")
+    s = serve_factory(str(kobo), "--interval", "300", env=make_env(emu.base_url))
+    with s.client() as c:
+        def cycles():
+            page = Page(c.get("/").text)
+            return "Recent cycles" in page.headings and "scan: " in page.text and page
+        page = wait_for(cycles, timeout=60, step=0.3)
+        assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", page.text)
+        assert "next run by" in page.text
+    wait_for(lambda: len(emu.state.sessions()) > 0, timeout=60)

@@ -28,7 +28,9 @@ from booklore_sync.menu import (
     HISTORY_WARNING,
     QUEUE_LABELS,
 )
-from booklore_sync.store import QUEUES, LockBusy, Store, SyncLock
+from booklore_sync.store.db import Store
+from booklore_sync.store.lock import LockBusy, SyncLock
+from booklore_sync.store.queries import QUEUES
 
 LOCK_WAIT_SECONDS = 5.0  # spec §10.1: wait up to 5 s, then 409
 HISTORY_ORDER = tuple(HISTORY_LABELS)  # the five ledgers, then the discarded list

@@ -63,6 +63,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _echo(line: str) -> None:
+    """Watch cycles go to stderr: stdout carries only the URL line."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def base_url(host: str, port: int) -> str:
     name = host.strip("[]")
     shown = f"[{name}]" if ":" in name else name
@@ -91,9 +97,7 @@ def serve(*, source: Path | None, host: str, port: int, interval: float,
 
     watch = None
     if source is not None:
-        watch = actions.WatchLoop(cfg, source, interval,
-                                  echo=lambda line: (sys.stderr.write(line + "\n"),
-                                                     sys.stderr.flush()))
+        watch = actions.WatchLoop(cfg, source, interval, echo=_echo)
     app = create_app(Settings(host=host, password=password, watch=watch, source=source))
     url = base_url(host, sock.getsockname()[1])
     sys.stdout.write((json.dumps({"url": url}) if json_out else url) + "\n")

@@ -162,6 +162,31 @@ def watch(
     raise typer.Exit(run_watch(cfg, source, interval))
 
 
+# ---------------------------------------------------------------------- serve
+@app.command()
+def serve(
+    source: Optional[Path] = typer.Argument(None, help="Also watch this KOReader folder "
+                                            "(as `watch` does) and show its recent cycles."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (any non-"
+                             "loopback address needs a password)."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port (0 = a free one)."),
+    interval: float = typer.Option(300, "--interval", min=1,
+                                   help="With SOURCE: scan + sync at least this often (s)."),
+    password_file: Optional[Path] = typer.Option(
+        None, "--password-file", help="Read the page's password from the first line of FILE "
+        "(else BOOKLORE_SYNC_WEB_PASSWORD)."),
+    json_out: bool = typer.Option(False, "--json", help='First line {"url": ...}.'),
+) -> None:
+    """The Sync & Cache menu as a web page; first stdout line: its URL.
+
+    Examples: `booklore-sync serve`; `booklore-sync serve ~/KOReader --host 0.0.0.0
+    --password-file ~/.config/booklore-sync/web-password`."""
+    from booklore_sync.web import run_serve
+
+    raise typer.Exit(run_serve(source=source, host=host, port=port, interval=interval,
+                               password_file=password_file, json_out=json_out))
+
+
 # ----------------------------------------------------------------------- sync
 @app.command()
 def sync(

@@ -215,8 +215,8 @@ def clear_history(cfg: Config, names: list[str]) -> list[str]:
 def clear_cache(cfg: Config) -> str:
     """Clear Cache (§4.6) under the lock, with the message of §4.6."""
     with locked(cfg), Store.open(cfg.store_path) as store:
-        removed = store.clear_cache()
-        kept = int(getattr(store, "kept_link_count", lambda: 0)())
+        cleared = store.clear_cache()
+        removed, kept = cleared.books, cleared.links_kept
     books = "1 book" if removed == 1 else f"{removed} books"
     links = "1 manual link is" if kept == 1 else f"{kept} manual links are"
     return (f"Cleared the book cache ({books}); {links} kept. "

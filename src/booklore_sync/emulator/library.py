@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from booklore_sync.koreader.fingerprint import partial_md5
+from booklore_sync.common.partial_md5 import partial_md5
 
 BOOK_EXTENSIONS = {
     ".epub": "EPUB",

@@ -1,0 +1,1 @@
+"""Neutral code that both the product and the emulator need (no imports from either)."""

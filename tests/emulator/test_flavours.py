@@ -10,7 +10,17 @@ import pytest
 from booklore_sync.emulator import start_emulator
 from booklore_sync.emulator.jwt import decode_unverified
 
-from .conftest import H1, KO, SPRING_TS, UNEXPECTED, Api, assert_error, assert_forbidden, assert_html, book
+from .conftest import (
+    H1,
+    KO,
+    SPRING_TS,
+    UNEXPECTED,
+    Api,
+    assert_error,
+    assert_forbidden,
+    assert_html,
+    book,
+)
 
 SESSION = {"bookType": "EPUB", "startTime": "2026-02-22T14:00:00Z", "endTime": "2026-02-22T14:10:00Z",
            "durationSeconds": 600}

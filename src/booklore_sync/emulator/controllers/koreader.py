@@ -104,7 +104,7 @@ class KoreaderController(Controller):
                    koreaderDeviceId=f["device_id"], koreaderLastSyncTime=now, lastReadTime=now)
         if f["percentage"] is None:  # grimmory: position stored, nothing recomputed
             return json_response(200, {"status": "progress updated"})
-        percent = f32(f32(f["percentage"]) * 100)
+        percent = f32(f["percentage"]) * 100  # the float32 widened to double (§7.5)
         row["readStatus"] = kosync_status(percent)
         if row["readStatus"] == "READ":
             row["dateFinished"] = now

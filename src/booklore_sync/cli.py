@@ -454,9 +454,9 @@ def emulator(
                                     "bugs were fixed."),
 ) -> None:
     """Run the BookLore emulator (first stdout line: its base URL)."""
-    from booklore_sync.emulator.cli import run_emulator_cli
+    from booklore_sync.emulator.cli import serve_emulator
 
-    raise typer.Exit(run_emulator_cli(
+    raise typer.Exit(serve_emulator(
         host=host, port=port, library=library, mode=mode, state_file=state, user=user,
         koreader_user=koreader_user, admin=admin, control=control,
         no_spa_fallback=no_spa_fallback, fixed_bugs=fixed_bugs, seed=seed,

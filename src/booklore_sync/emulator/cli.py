@@ -80,6 +80,27 @@ def run_emulator_cli(
     no_spa_fallback: bool = False,
     fixed_bugs: bool = False,
     seed: str | os.PathLike[str] | None = None,
+) -> int:
+    """The original entry point (its signature is kept); ``serve_emulator`` has every
+    option."""
+    return serve_emulator(host=host, port=port, library=library, mode=mode, state_file=state_file,
+                          user=user, koreader_user=koreader_user, admin=admin, control=control,
+                          no_spa_fallback=no_spa_fallback, fixed_bugs=fixed_bugs, seed=seed)
+
+
+def serve_emulator(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    library: str | os.PathLike[str] | None = None,
+    mode: str = "fork",
+    state_file: str | os.PathLike[str] | None = None,
+    user: str | tuple[str, str] | None = None,
+    koreader_user: str | tuple[str, str] | None = None,
+    admin: str | tuple[str, str] | None = None,
+    control: bool | None = None,
+    no_spa_fallback: bool = False,
+    fixed_bugs: bool = False,
+    seed: str | os.PathLike[str] | None = None,
     server_version: str | None = None,
     koreader_sync: bool | str = False,
     latency_ms: int = 0,
@@ -125,7 +146,8 @@ def run_emulator_cli(
             mode=mode, library=library, host=host, port=port, state_file=state_file,
             seed=seed, control=control, spa_fallback=not no_spa_fallback,
             fixed_bugs=fixed_bugs, server_version=server_version, koreader_sync=sync,
-            latency_ms=latency_ms, **accounts,
+            latency_ms=latency_ms, user=accounts["user"], koreader_user=accounts["koreader_user"],
+            admin=accounts["admin"],
         )
     except (UsageError, SeedError, FileNotFoundError) as exc:
         restore()
@@ -186,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", dest="json_output",
                         help="first line: one JSON object with url, mode, version and accounts")
     args = parser.parse_args(argv)
-    return run_emulator_cli(
+    return serve_emulator(
         host=args.host, port=args.port, library=args.library, mode=args.mode,
         state_file=args.state_file, user=args.user, koreader_user=args.koreader_user,
         admin=args.admin, control=args.control, no_spa_fallback=args.no_spa_fallback,

@@ -121,7 +121,7 @@ class Ctx:
     def linked_user(self) -> dict[str, Any]:
         """The BookLore user of this request; for KOReader auth, the linked user (409)."""
         if self.identity.scheme == "koreader":
-            acc = self.identity.koreader
+            acc = self.identity.koreader or {}
             user = self.state.data["users"].get(acc["userId"]) if acc.get("userId") is not None else None
             if user is None:
                 raise ApiError(409, NOT_LINKED)

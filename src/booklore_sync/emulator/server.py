@@ -108,11 +108,12 @@ class _Handler(BaseHTTPRequestHandler):
             if resp.status not in (204, 304) and not (100 <= resp.status < 200):
                 self.send_header("Content-Length", str(len(resp.body)))
             # headers and body in one write (no small-segment stalls)
-            self._headers_buffer.append(b"\r\n")
+            buffer: list[bytes] = self._headers_buffer  # type: ignore[attr-defined]
+            buffer.append(b"\r\n")
             if resp.body and self.command != "HEAD" and resp.status not in (204, 304):
-                self._headers_buffer.append(resp.body)
-            data = b"".join(self._headers_buffer)
-            self._headers_buffer = []
+                buffer.append(resp.body)
+            data = b"".join(buffer)
+            buffer.clear()
             self.wfile.write(data)
             self.wfile.flush()
             return True
@@ -202,21 +203,21 @@ class _Handler(BaseHTTPRequestHandler):
             emu._stopping.wait(rule.delay_ms / 1000)
         identity = Identity()
         resp: Response | None = None
-        if action in ("status", "drop", "hang"):
+        if rule is not None and action in ("status", "drop", "hang"):
             if action == "status":
                 resp = self._fault_response(rule)
         else:
             resp, identity = emu.api.handle(req)
-            if action == "commit_then_status":
+            if rule is not None and action == "commit_then_status":
                 resp = self._fault_response(rule)
         # the request log
         self._describe(entry, req, identity)
-        if action in ("drop", "commit_then_drop"):
+        if rule is not None and action in ("drop", "commit_then_drop"):
             entry["outcome"] = "dropped"
             state.record(entry)
             self._drop(rule.reset)
             return
-        if action in ("hang", "commit_then_hang"):
+        if rule is not None and action in ("hang", "commit_then_hang"):
             entry["outcome"] = "hung"
             state.record(entry)
             still_there = self._hang(rule)

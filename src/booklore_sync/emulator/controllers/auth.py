@@ -122,7 +122,7 @@ class AuthController(Controller):
             and token not in st.broken_tokens and token not in st.expired_tokens
             and jwt.verify_signature(token, st.secret) is not None and user is not None
         )
-        if not valid:
+        if not valid or rec is None or user is None:
             st.fail(ip_key)
             raise ApiError(400, INVALID_CREDENTIALS)
         st.limiter.pop(ip_key, None)

@@ -95,8 +95,7 @@ class KoreaderController(Controller):
             validation(["percentage: must not be null"])
         if too_long_db(f["progress"], 1000) or too_long_db(f["device"], 100) or too_long_db(f["device_id"], 100):
             raise ApiError(400, DATA_CONFLICT)
-        row = st.progress_row(user["id"], book["id"], create=True)
-        assert row is not None
+        row = st.progress_for(user["id"], book["id"])
         now = format_instant(int(st.clock.time()))
         before = (row.get("koreaderPercent"), row.get("readStatus"))
         stored = None if f["percentage"] is None else float_as_java_float(f["percentage"])

@@ -74,13 +74,12 @@ class ProgressController(Controller):
             raise ApiError(400, "Unsupported book type for viewer settings")
         if f["fileProgress"] is not None:
             raise ApiError(500, UNEXPECTED)  # per-file progress rows are not emulated (docs/emulator.md)
-        row = st.progress_row(ctx.user["id"], book["id"], create=True)
-        assert row is not None
+        row = st.progress_for(ctx.user["id"], book["id"])
         now = format_instant(int(st.clock.time()))
         row["lastReadTime"] = now
         name = _OBJECT_FOR.get(primary["bookType"])
         given = f[name] if name else None
-        if given is not None and given.get("percentage") is not None:
+        if name is not None and given is not None and given.get("percentage") is not None:
             percent = round_tenth(given["percentage"])
             row[name] = dict(given, percentage=percent)
             self._status_from(row, given["percentage"], now)
@@ -143,8 +142,7 @@ class ProgressController(Controller):
         out = []
         for book_id in ids:
             assert book_id is not None
-            row = st.progress_row(ctx.user["id"], book_id, create=True)
-            assert row is not None
+            row = st.progress_for(ctx.user["id"], book_id)
             row.update(readStatus=wanted, readStatusModifiedTime=now,
                        dateFinished=now if wanted == "READ" else None)
             out.append({"bookId": book_id, "readStatus": wanted, "readStatusModifiedTime": now,

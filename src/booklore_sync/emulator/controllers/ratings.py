@@ -55,7 +55,7 @@ class RatingsController(Controller):
             ids = list(dict.fromkeys(ids))
         out = []
         for book_id in ids:
-            row = st.progress_row(ctx.user["id"], book_id, create=True)
+            row = st.progress_for(ctx.user["id"], book_id)
             row["personalRating"] = rating
             out.append({"bookId": book_id, "personalRating": rating})
         return json_response(200, out)

@@ -34,7 +34,7 @@ class ShelvesController(Controller):
     def assign_shelves(self, ctx: Ctx) -> Response:
         body = ctx.json_object()
 
-        def ids(name: str) -> list[int] | None:
+        def ids(name: str) -> list[int | None] | None:
             raw = body.get(name)
             if raw is None:
                 return None

@@ -32,14 +32,13 @@ from .base import (
     md5_hex,
 )
 from .helpers import ControlMixin
-from .persistence import PersistenceMixin
 from .seeding import _load_seed
 
 __all__ = ["ACCESS_TTL", "BOOK_TYPES", "GRIMMORY_ACCESS_TTL", "META_KEYS", "MODES",
            "READ_STATUSES", "REFRESH_TTL", "TABLES", "SeedError", "State", "md5_hex"]
 
 
-class State(ControlMixin, PersistenceMixin):
+class State(ControlMixin):
     """Everything the emulator knows.  ``lock`` guards all of it; each request runs with
     the lock held, so each request is atomic.
 

@@ -103,6 +103,12 @@ class StateCore:
     def can_access(self, user: dict[str, Any], book: dict[str, Any]) -> bool:
         return user["isAdmin"] or book["libraryId"] in user["libraryIds"]
 
+    def progress_for(self, user_id: int, book_id: int) -> dict[str, Any]:
+        """The user's progress row of a book, created when missing."""
+        row = self.progress_row(user_id, book_id, create=True)
+        assert row is not None
+        return row
+
     def progress_row(self, user_id: int, book_id: int, create: bool = False) -> dict[str, Any] | None:
         key = (int(user_id), int(book_id))
         row = self.data["progress"].get(key)

@@ -11,11 +11,12 @@ from typing import Any
 from .. import flavours
 from ..faults import FaultRule
 from .base import ACCESS_TTL, GRIMMORY_ACCESS_TTL, META_KEYS, SeedError, md5_hex
+from .persistence import PersistenceMixin
 from .seeding import SeedMixin, _load_seed
 from .tokens import TokenMixin
 
 
-class ControlMixin(SeedMixin, TokenMixin):
+class ControlMixin(SeedMixin, TokenMixin, PersistenceMixin):
     def sessions(self, book_id: int | None = None, user_id: int | None = None) -> list[dict[str, Any]]:
         return self._table("sessions", book_id, user_id)
 

@@ -80,7 +80,10 @@ class SeedMixin(StateCore):
             for item in seed.get(table) or []:
                 self._seed_item(table, item, now)
         for p in seed.get("progress") or []:
-            row = self.progress_row(self._user_ref(p), int(p["bookId"]), create=True)
+            uid = self._user_ref(p)
+            if uid is None:
+                raise SeedError("a progress row needs a user")
+            row = self.progress_for(uid, int(p["bookId"]))
             for key, value in p.items():
                 if key not in ("user", "userId", "bookId"):
                     row[key] = value
@@ -233,8 +236,10 @@ class SeedMixin(StateCore):
             rec.setdefault("title", None)
             rec.setdefault("content", None)
         elif table == "bookmarks":
-            for key, default in (("cfi", None), ("positionMs", None), ("trackIndex", None),
-                                 ("title", None), ("color", None), ("notes", None), ("priority", 3)):
+            bookmark_defaults: tuple[tuple[str, Any], ...] = (
+                ("cfi", None), ("positionMs", None), ("trackIndex", None), ("title", None),
+                ("color", None), ("notes", None), ("priority", 3), ("pageNumber", None))
+            for key, default in bookmark_defaults:
                 rec.setdefault(key, default)
         self.data[table][iid] = rec
 

@@ -1,4 +1,5 @@
-"""KOReader's partial MD5 document fingerprint (koreader-data.md §1.1).
+"""KOReader's partial MD5 document fingerprint (koreader-data.md §1.1), shared by the
+KOReader readers and the emulator (which fingerprints its library the same way).
 
 KOReader samples 1 KiB at offsets 0 and 1 KiB * 4**k (k = 0..10) and hashes the
 concatenation.  Python cannot shift by a negative count the way LuaJIT does, so
@@ -12,6 +13,9 @@ import hashlib
 import os
 import stat
 from typing import BinaryIO
+
+__all__ = ["OFFSETS", "SAMPLE_SIZE", "filename_md5", "partial_md5", "partial_md5_bytes",
+           "partial_md5_stream"]
 
 SAMPLE_SIZE = 1024
 OFFSETS: tuple[int, ...] = (0,) + tuple(1024 << (2 * k) for k in range(11))

@@ -455,8 +455,15 @@ def emulator(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(6060, "--port", help="Port (0 = a free one)."),
     library: Optional[Path] = typer.Option(None, "--library", help="Serve the book files in DIR."),
-    mode: str = typer.Option("fork", "--mode", help="fork (the KOReader-plugin fork) or "
-                             "upstream (stock BookLore)."),
+    mode: str = typer.Option("fork", "--mode", help="fork (the KOReader-plugin fork), booklore "
+                             "(stock BookLore; also 'upstream'), grimmory, or fork-2675."),
+    server_version: Optional[str] = typer.Option(None, "--server-version", help="The release to "
+                                                 "reproduce, X.Y.Z (default: the newest of the mode)."),
+    koreader_sync: str = typer.Option("off", "--koreader-sync", help="on|off: the Sync switch of "
+                                      "the KOReader accounts it creates (off, as on a real server)."),
+    latency_ms: int = typer.Option(0, "--latency-ms", help="Answer every request after MS ms."),
+    json_out: bool = typer.Option(False, "--json", help="First line: one JSON object (url, mode, "
+                                  "server_version, accounts)."),
     state: Optional[Path] = typer.Option(None, "--state", help="Keep the state in this JSON file."),
     seed: Optional[Path] = typer.Option(None, "--seed", help="Seed books/accounts from a JSON file."),
     user: str = typer.Option("demo:demo", "--user", help="BookLore user NAME:PASSWORD."),
@@ -472,15 +479,14 @@ def emulator(
                                     "bugs were fixed."),
 ) -> None:
     """Run the BookLore emulator (first stdout line: its base URL)."""
-    from booklore_sync.emulator.cli import run_emulator_cli
+    from booklore_sync.emulator.cli import serve_emulator
 
-    if mode not in ("fork", "upstream", "fork-2675"):
-        err("Error: --mode must be fork or upstream")
-        raise typer.Exit(EXIT_USAGE)
-    raise typer.Exit(run_emulator_cli(
+    raise typer.Exit(serve_emulator(
         host=host, port=port, library=library, mode=mode, state_file=state, user=user,
         koreader_user=koreader_user, admin=admin, control=control,
-        no_spa_fallback=no_spa_fallback, fixed_bugs=fixed_bugs, seed=seed))
+        no_spa_fallback=no_spa_fallback, fixed_bugs=fixed_bugs, seed=seed,
+        server_version=server_version, koreader_sync=koreader_sync, latency_ms=latency_ms,
+        json_output=json_out))
 
 
 # --------------------------------------------------------------------- config

@@ -45,7 +45,9 @@ def test_put_progress_upsert_and_server_time(mapi: Api):
 
 
 @pytest.mark.parametrize("fraction,status", [
-    (0.995, "READ"), (1.0, "READ"), (0.994, "READING"), (0.0025, "READING"), (0.0024, "UNREAD"), (0.0, "UNREAD"),
+    # booklore-api.md §7.5: the float32 percentage widened to double, so 0.0025 gives UNREAD
+    (0.995, "READ"), (1.0, "READ"), (0.994, "READING"), (0.0026, "READING"), (0.0025, "UNREAD"),
+    (0.0024, "UNREAD"), (0.0, "UNREAD"),
 ])
 def test_put_progress_read_status(api: Api, emu, fraction, status):
     bid = book(emu)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from booklore_sync.emulator.matchscore import (
+from booklore_sync.common.matchscore import (
     clean_isbn_query,
     fuzzy_score,
     match_score,

@@ -1,6 +1,6 @@
 """The BookLore emulator: a real HTTP server that speaks BookLore's API as
-``booklore-api.md`` describes it (fork and upstream flavours), with a control API and
-fault hooks for tests.  See ``docs/emulator.md``.
+``booklore-api.md`` describes it (fork, booklore/upstream, grimmory and older BookLore
+releases), with a control API and fault hooks for tests.  See ``docs/emulator.md``.
 
     from booklore_sync.emulator import start_emulator
     with start_emulator(mode="fork", port=0) as emu:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 
+from . import flavours
 from .server import Emulator, start_emulator
 from .state import MODES, SeedError
 
@@ -45,8 +47,24 @@ def _banner(emu: Emulator) -> list[str]:
     with emu.state.lock:
         books = sum(1 for b in emu.state.data["books"].values() if not b["deleted"])
     control = f"{emu.base_url}/__emulator/" if emu.control_enabled else "disabled"
-    lines.append(f"Mode: {emu.state.mode}; books: {books}; control API: {control}")
+    sync = "on" if emu.state.koreader_sync else "off"
+    lines.append(f"Mode: {emu.state.mode} {emu.state.server_version}; KOReader Sync: {sync}; "
+                 f"books: {books}; control API: {control}")
     return lines
+
+
+def _json_line(emu: Emulator) -> str:
+    """The first line of ``--json`` (sync-and-cache.md §6.4)."""
+    acc = emu.state.accounts
+
+    def account(key: str) -> dict[str, str] | None:
+        pair = acc.get(key)
+        return None if pair is None else {"username": pair[0], "password": pair[1]}
+
+    return json.dumps({"url": emu.base_url, "mode": emu.state.mode,
+                       "server_version": emu.state.server_version,
+                       "accounts": {"user": account("user"), "koreader": account("koreader_user"),
+                                    "admin": account("admin")}})
 
 
 def run_emulator_cli(
@@ -63,12 +81,39 @@ def run_emulator_cli(
     fixed_bugs: bool = False,
     seed: str | os.PathLike[str] | None = None,
 ) -> int:
+    """The original entry point (its signature is kept); ``serve_emulator`` has every
+    option."""
+    return serve_emulator(host=host, port=port, library=library, mode=mode, state_file=state_file,
+                          user=user, koreader_user=koreader_user, admin=admin, control=control,
+                          no_spa_fallback=no_spa_fallback, fixed_bugs=fixed_bugs, seed=seed)
+
+
+def serve_emulator(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    library: str | os.PathLike[str] | None = None,
+    mode: str = "fork",
+    state_file: str | os.PathLike[str] | None = None,
+    user: str | tuple[str, str] | None = None,
+    koreader_user: str | tuple[str, str] | None = None,
+    admin: str | tuple[str, str] | None = None,
+    control: bool | None = None,
+    no_spa_fallback: bool = False,
+    fixed_bugs: bool = False,
+    seed: str | os.PathLike[str] | None = None,
+    server_version: str | None = None,
+    koreader_sync: bool | str = False,
+    latency_ms: int = 0,
+    json_output: bool = False,
+) -> int:
     """Serve until SIGINT/SIGTERM.  The first stdout line is the base URL, then the
     accounts.  Returns 0 after a signal, 2 for a usage/configuration error, 1 when the
     port cannot be bound.
 
     ``control``: None = the control API only on a loopback address (§7.7); True = always;
-    False = never."""
+    False = never.  ``koreader_sync``: the Sync switch of the KOReader accounts it
+    creates (``on``/``off`` or a bool; default off, as on a real server).  ``json_output``:
+    the first line is one JSON object (url, mode, server_version, accounts)."""
     done = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -83,6 +128,13 @@ def run_emulator_cli(
     try:
         if mode not in MODES:
             raise UsageError(f"--mode must be one of {', '.join(MODES)}")
+        try:
+            flavours.check(mode, server_version)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        sync = _on_off(koreader_sync)
+        if latency_ms < 0:
+            raise UsageError("--latency-ms must not be negative")
         accounts = {
             "user": parse_account(user, ("demo", "demo")),
             "koreader_user": parse_account(koreader_user, ("demo", "demo")),
@@ -93,7 +145,9 @@ def run_emulator_cli(
         emu = start_emulator(
             mode=mode, library=library, host=host, port=port, state_file=state_file,
             seed=seed, control=control, spa_fallback=not no_spa_fallback,
-            fixed_bugs=fixed_bugs, **accounts,
+            fixed_bugs=fixed_bugs, server_version=server_version, koreader_sync=sync,
+            latency_ms=latency_ms, user=accounts["user"], koreader_user=accounts["koreader_user"],
+            admin=accounts["admin"],
         )
     except (UsageError, SeedError, FileNotFoundError) as exc:
         restore()
@@ -105,8 +159,11 @@ def run_emulator_cli(
         return 1
 
     try:
-        for line in _banner(emu):
-            print(line, flush=True)
+        if json_output:
+            print(_json_line(emu), flush=True)
+        else:
+            for line in _banner(emu):
+                print(line, flush=True)
         while not done.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -115,6 +172,15 @@ def run_emulator_cli(
         emu.stop()
         restore()
     return 0
+
+
+def _on_off(value: bool | str) -> bool:
+    if isinstance(value, bool):
+        return value
+    low = value.strip().lower()
+    if low not in ("on", "off"):
+        raise UsageError(f"--koreader-sync is on or off, got {value!r}")
+    return low == "on"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,10 +199,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="serve /__emulator/ (default: only on a loopback address)")
     parser.add_argument("--no-spa-fallback", action="store_true")
     parser.add_argument("--fixed-bugs", action="store_true")
+    parser.add_argument("--server-version", metavar="X.Y.Z",
+                        help="the release to reproduce (default: the newest of the mode)")
+    parser.add_argument("--koreader-sync", choices=("on", "off"), default="off",
+                        help="the Sync switch of the KOReader accounts it creates (default off)")
+    parser.add_argument("--latency-ms", type=int, default=0, metavar="MS",
+                        help="answer every BookLore request after MS milliseconds")
+    parser.add_argument("--json", action="store_true", dest="json_output",
+                        help="first line: one JSON object with url, mode, version and accounts")
     args = parser.parse_args(argv)
-    return run_emulator_cli(
+    return serve_emulator(
         host=args.host, port=args.port, library=args.library, mode=args.mode,
         state_file=args.state_file, user=args.user, koreader_user=args.koreader_user,
         admin=args.admin, control=args.control, no_spa_fallback=args.no_spa_fallback,
-        fixed_bugs=args.fixed_bugs, seed=args.seed,
+        fixed_bugs=args.fixed_bugs, seed=args.seed, server_version=args.server_version,
+        koreader_sync=args.koreader_sync, latency_ms=args.latency_ms, json_output=args.json_output,
     )

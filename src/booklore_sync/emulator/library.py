@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from booklore_sync.koreader.fingerprint import partial_md5
+from booklore_sync.common.partial_md5 import partial_md5
 
 BOOK_EXTENSIONS = {
     ".epub": "EPUB",
@@ -121,7 +121,7 @@ def _valid_isbn(digits: str) -> bool:
 
 
 def epub_metadata(path: Path) -> dict[str, Any]:
-    from lxml import etree
+    from lxml import etree  # type: ignore[import-untyped]
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True)
     with zipfile.ZipFile(path) as zf:
@@ -185,8 +185,9 @@ def _pdf_literal(data: bytes, start: int) -> bytes:
                 i += 2
             elif nxt.isdigit():
                 m = re.match(rb"[0-7]{1,3}", data[i + 1 : i + 4])
-                out.append(int(m.group(0), 8) & 0xFF)
-                i += 1 + len(m.group(0))
+                digits = m.group(0) if m else b"0"
+                out.append(int(digits, 8) & 0xFF)
+                i += 1 + len(digits)
             elif nxt in (b"\n", b"\r"):
                 i += 2
             else:

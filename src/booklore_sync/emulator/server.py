@@ -16,10 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .api import BookLoreApi, Identity, Request, Response
+from .api import BookLoreApi
 from .control import PREFIX, ControlApi
+from .core import Identity, Request, Response
 from .faults import FaultRule
-from .state import ACCESS_TTL, REFRESH_TTL, State
+from .state import REFRESH_TTL, State
 from .wire import dumps, format_local
 
 _LOOPBACK = ("127.", "::1", "localhost")
@@ -107,11 +108,12 @@ class _Handler(BaseHTTPRequestHandler):
             if resp.status not in (204, 304) and not (100 <= resp.status < 200):
                 self.send_header("Content-Length", str(len(resp.body)))
             # headers and body in one write (no small-segment stalls)
-            self._headers_buffer.append(b"\r\n")
+            buffer: list[bytes] = self._headers_buffer  # type: ignore[attr-defined]
+            buffer.append(b"\r\n")
             if resp.body and self.command != "HEAD" and resp.status not in (204, 304):
-                self._headers_buffer.append(resp.body)
-            data = b"".join(self._headers_buffer)
-            self._headers_buffer = []
+                buffer.append(resp.body)
+            data = b"".join(buffer)
+            buffer.clear()
             self.wfile.write(data)
             self.wfile.flush()
             return True
@@ -177,6 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- one request
     def _serve(self) -> None:
         emu = self.server.emulator
+        arrived = time.monotonic()
         body = self._read_body()
         split = urlsplit(self.path)
         path = unquote(split.path) or "/"
@@ -200,21 +203,21 @@ class _Handler(BaseHTTPRequestHandler):
             emu._stopping.wait(rule.delay_ms / 1000)
         identity = Identity()
         resp: Response | None = None
-        if action in ("status", "drop", "hang"):
+        if rule is not None and action in ("status", "drop", "hang"):
             if action == "status":
                 resp = self._fault_response(rule)
         else:
             resp, identity = emu.api.handle(req)
-            if action == "commit_then_status":
+            if rule is not None and action == "commit_then_status":
                 resp = self._fault_response(rule)
         # the request log
         self._describe(entry, req, identity)
-        if action in ("drop", "commit_then_drop"):
+        if rule is not None and action in ("drop", "commit_then_drop"):
             entry["outcome"] = "dropped"
             state.record(entry)
             self._drop(rule.reset)
             return
-        if action in ("hang", "commit_then_hang"):
+        if rule is not None and action in ("hang", "commit_then_hang"):
             entry["outcome"] = "hung"
             state.record(entry)
             still_there = self._hang(rule)
@@ -226,6 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
         assert resp is not None
         entry["status"] = resp.status
         state.record(entry)
+        if state.latency_ms:  # the configured latency: every answer no sooner than this
+            wait = arrived + state.latency_ms / 1000 - time.monotonic()
+            if wait > 0:
+                emu._stopping.wait(wait)
         self._send(resp)
 
     def _describe(self, entry: dict[str, Any], req: Request, identity: Identity) -> None:
@@ -337,8 +344,8 @@ class Emulator:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def set_mode(self, mode: str) -> None:
-        self.state.set_mode(mode)
+    def set_mode(self, mode: str, server_version: str | None = None) -> None:
+        self.state.set_mode(mode, server_version)
 
     def reset(self) -> None:
         self.state.reset()
@@ -365,16 +372,26 @@ def start_emulator(
     control: bool | None = None,
     spa_fallback: bool = True,
     fixed_bugs: bool = False,
-    access_token_ttl: int = ACCESS_TTL,
+    access_token_ttl: int | None = None,
     refresh_token_ttl: int = REFRESH_TTL,
+    server_version: str | None = None,
+    koreader_sync: bool = True,
+    latency_ms: int = 0,
 ) -> Emulator:
     """Start an emulator in this process (a background thread) and return it once it
     listens.  ``port=0`` picks a free port; ``books`` are seed book entries added after
-    the library's; the KOReader account is linked to ``user``."""
+    the library's; the KOReader account is linked to ``user``.
+
+    ``mode``: fork, booklore (``upstream``), grimmory or fork-2675; ``server_version``:
+    the release to reproduce (default the newest of the mode).  ``koreader_sync``: the
+    Sync switch of the KOReader accounts it creates — on here, for tests; the command
+    line's default is off, as on a real server.  ``access_token_ttl`` None = the
+    flavour's (10 h; grimmory 2 h).  ``latency_ms``: answer every request after that."""
     state = State(
-        mode=mode, user=user, koreader_user=koreader_user, admin=admin, library=library,
-        seed=seed, books=books, state_file=state_file, bug_compat=not fixed_bugs,
-        spa_fallback=spa_fallback, access_token_ttl=access_token_ttl,
+        mode=mode, server_version=server_version, user=user, koreader_user=koreader_user,
+        admin=admin, library=library, seed=seed, books=books, state_file=state_file,
+        bug_compat=not fixed_bugs, spa_fallback=spa_fallback, koreader_sync=koreader_sync,
+        latency_ms=latency_ms, access_token_ttl=access_token_ttl,
         refresh_token_ttl=refresh_token_ttl,
     )
     return Emulator(state, host=host, port=port, control=control)

@@ -191,7 +191,7 @@ class Matcher:
 
     def _local_search(self, term: str) -> list[Candidate]:
         """No search endpoint (upstream): score the book list with the same algorithm."""
-        from booklore_sync.emulator.matchscore import match_score
+        from booklore_sync.common.matchscore import match_score
 
         scored = []
         for b in self._server_books():

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from booklore_sync.booklore import errors as E
 from booklore_sync.store.queries import QUEUES
 from booklore_sync.sync import plan as P
 from booklore_sync.sync.execute import Pool, RunState
-from booklore_sync.sync.ledger import DEFER_BATCH, Ledger
+from booklore_sync.sync.ledger import Ledger
 from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engine's vocabulary)
     NEEDS_CHECK,
     NO_BY_HASH,
@@ -43,6 +42,7 @@ from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engin
 from booklore_sync.sync.plan import RATING_GROUP_MAX  # noqa: F401
 from booklore_sync.sync.reading import progress_unit, sessions_unit
 from booklore_sync.sync.report import SyncReport
+from booklore_sync.sync.resolve import Known, Resolver, ServerLost, caps_of
 from booklore_sync.sync.uploads import (
     Worker,
     annotations_unit,
@@ -59,19 +59,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 100  # sessions per batch request (read at run time: tests shrink it)
 DEFAULT_CONCURRENCY = 4
 U = TypeVar("U")
-
-
-class ServerLost(Exception):
-    """The server stopped answering during the run: stop, count no further attempts."""
-
-
-@dataclass
-class _Book:
-    """What this run learnt about one fingerprint."""
-
-    book_id: int | None = None
-    looked_up: bool = False
-    book_raw: dict[str, Any] | None = None
 
 
 class SyncEngine:
@@ -104,14 +91,14 @@ class SyncEngine:
         if max_concurrency is None:
             max_concurrency = int(settings.get("http.max_concurrency") or DEFAULT_CONCURRENCY)
         self.pool = Pool(max_concurrency, self.state)
-        self.books: dict[str, _Book] = {}
+        self.books: dict[str, Known] = {}
         self._lookup_failed: dict[str, E.BookLoreError] = {}
         self._items: dict[str, list[QueueItem]] = {}
 
     @property
     def caps(self) -> Any:
         """The client's view of the server (probe result and what calls learnt since)."""
-        return getattr(self.client, "capabilities", None)
+        return caps_of(self.client)
 
     @property
     def dead_accounts(self) -> dict[str, E.AuthError]:
@@ -233,89 +220,12 @@ class SyncEngine:
 
     # ============================================================ resolve
     def _resolve(self) -> None:
-        """Find the BookLore ID of every fingerprint with queued items (once each, the
-        server lookups concurrently)."""
-        fingerprints: dict[str, None] = {}
-        for items in self._items.values():
-            for item in items:
-                fingerprints.setdefault(item.fingerprint)
-        ask = []
-        for fp in fingerprints:
-            book = self.store.get_book_by_hash(fp)
-            if book is not None and book.book_id is not None:
-                self.books[fp] = _Book(book_id=book.book_id)
-            else:
-                ask.append(fp)
-        found: list[tuple[str, int]] = []
-        lost: str | None = None
+        """Find the BookLore ID of every fingerprint with queued items (once each)."""
+        resolver = Resolver(self.store, self.client, self.state, self.pool, self.report)
         try:
-            for fp, result, failure, offline in self.pool.run(self._lookup, ask):
-                self.books[fp] = result
-                if failure is not None:
-                    self._lookup_failed[fp] = failure
-                if offline is not None:
-                    lost = lost or offline
-                    self.state.stop.set()
-                if result.looked_up and result.book_id is not None:
-                    found.append((fp, result.book_id))
-                    self.report.newly_matched += 1
-                    if len(found) >= DEFER_BATCH:
-                        self._store_found(found)
-                        found = []
+            resolver.resolve(self._items)
         finally:
-            self._store_found(found)  # what was found stays found, even if the server goes away
-        if lost is not None:
-            raise ServerLost(lost)
-        self._refresh_items()
-
-    def _store_found(self, found: list[tuple[str, int]]) -> None:
-        """Record the IDs found by lookups, several per transaction."""
-        if not found:
-            return
-        with self.store.transaction():
-            for fp, book_id in found:
-                cache_id = self.store.ensure_book_for_hash(fp)
-                self.store.set_book_id(cache_id, book_id, "hash", 1.0)
-
-    def _lookup(self, fp: str) -> tuple[str, _Book, E.BookLoreError | None, str | None]:
-        """One by-hash lookup (on a pool thread): (fp, what was learnt, a failure to
-        report on the book's items, why the server counts as lost)."""
-        caps = self.caps
-        can_koreader = bool(caps and caps.by_hash_koreader) and self.state.alive("koreader")
-        can_bearer = bool(caps and caps.by_hash_bearer) and self.state.alive("booklore")
-        if self.state.stop.is_set() or not (can_koreader or can_bearer):
-            return fp, _Book(), None, None
-        try:
-            found = self.client.find_book_by_hash(fp)
-        except E.OfflineError as exc:
-            self.state.stop.set()
-            return fp, _Book(), None, str(exc)
-        except E.AuthError as exc:
-            self.state.kill(exc)
-            return fp, _Book(), None, None
-        except (E.UnsupportedEndpointError, E.NotConfiguredError):
-            return fp, _Book(), None, None
-        except E.BookLoreError as exc:
-            return fp, _Book(), exc, None
-        if found is None:
-            return fp, _Book(looked_up=True), None, None
-        return fp, _Book(book_id=found.id, looked_up=True, book_raw=found.raw), None, None
-
-    def _refresh_items(self) -> None:
-        """Give the loaded rows the book IDs (and cache rows) the lookups found."""
-        cache_ids: dict[str, int | None] = {}
-        for items in self._items.values():
-            for item in items:
-                if item.book_id is not None:
-                    continue
-                found = self.books.get(item.fingerprint)
-                if found is None or found.book_id is None:
-                    continue
-                if item.fingerprint not in cache_ids:
-                    book = self.store.get_book_by_hash(item.fingerprint)
-                    cache_ids[item.fingerprint] = book.id if book is not None else None
-                item.book_id = found.book_id
-                item.cache_id = cache_ids[item.fingerprint]
+            self.books, self._lookup_failed = resolver.books, resolver.failed
 
     def _matched(self, queue: str, items: list[QueueItem]) -> list[QueueItem]:
         caps = self.caps

@@ -8,7 +8,15 @@ against an identical emulator in the same run.  Also prints what the plugin's
 pattern (one request per session and per rating) would have needed, and the
 start-up ratio of `status --json` against `python -c "import sqlite3, json"`.
 
-    python bench/bench_sync.py [--small]
+    python bench/bench_sync.py [--small] [--latency MS] [--workload p3|p5]
+
+``--latency MS`` makes the emulator answer every request after MS milliseconds
+(through its control API: a ``delay`` fault rule on every path, booklore-api.md
+§7.7) and compares the sync, at ``http.max_concurrency`` 1 and at the default, with
+a sequential bare replay of the minimal request set under the same delay.  With a
+latency the workload defaults to spec §9 p5 (60 books × 50 sessions, 10 highlights
+per book of which 10 % carry notes, 2–3 bookmarks, one rating and one position per
+book); without, to p3.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import httpx
 from booklore_sync.config import Config
 from booklore_sync.emulator import start_emulator
 from booklore_sync.store import Store
+from booklore_sync.sync.engine import DEFAULT_CONCURRENCY
 from booklore_sync.sync.runner import sync_once
 
 BOOK_TYPE = "EPUB"
@@ -40,7 +49,7 @@ def fingerprint(i: int) -> str:
 
 
 def build_workload(store: Store, books: int, sessions: int, annotations: int, bookmarks: int,
-                   ratings: int, progress: int) -> None:
+                   ratings: int, progress: int, notes_every: int = 0) -> None:
     base = 1_700_000_000
     with store.transaction():
         for i in range(sessions):
@@ -55,12 +64,15 @@ def build_workload(store: Store, books: int, sessions: int, annotations: int, bo
                 "startLocation": "10", "endLocation": "14"})
         for i in range(annotations):
             fp = fingerprint(i % books)
+            kind = "note" if notes_every and i % notes_every == 0 else "highlight"
             store.enqueue_annotation(
-                fp, f"2024-01-01 10:{i // 60 % 60:02d}:{i % 60:02d}-{i}", "highlight",
+                fp, f"2024-01-01 10:{i // 60 % 60:02d}:{i % 60:02d}-{i}", kind,
                 f"/body/DocFragment[{i % 7 + 2}]/body/p[{i}]/text().0", {
-                    "kind": "highlight", "paged": False, "book_type": BOOK_TYPE,
+                    "kind": kind, "paged": False, "book_type": BOOK_TYPE,
                     "cfi": f"epubcfi(/6/{2 * (i % 7) + 4}!/4/{2 * i + 2}/1,:0,:10)",
-                    "text": f"highlighted passage {i}", "note": None, "chapter": "Chapter",
+                    "text": f"highlighted passage {i}",
+                    "note": f"a note on passage {i}" if kind == "note" else None,
+                    "chapter": "Chapter",
                     "color": "#FFC107", "style": "highlight", "page": None,
                     "datetime": "2024-01-01 10:00:00"})
         for i in range(bookmarks):
@@ -119,11 +131,24 @@ class EmulatorProcess:
 
 def launch_emulator(args, workdir: Path):
     if args.in_process:
-        return start_emulator(mode="fork", port=0, books=seed_books(args.books), library=None)
-    return EmulatorProcess(args.books, workdir)
+        emu = start_emulator(mode="fork", port=0, books=seed_books(args.books), library=None)
+    else:
+        emu = EmulatorProcess(args.books, workdir)
+    if args.latency:
+        set_latency(emu.base_url, args.latency)
+    return emu
 
 
-def run_engine(args, home: Path):
+def set_latency(base_url: str, ms: int) -> None:
+    """Every request answered after ``ms`` milliseconds: a ``delay`` fault rule on every
+    path, for ever (the emulator's control API, booklore-api.md §7.7)."""
+    resp = httpx.post(base_url + "/__emulator/faults", json={
+        "path": "/", "match": "prefix", "method": "*", "action": "delay",
+        "delay_ms": int(ms), "times": None}, timeout=30)
+    resp.raise_for_status()
+
+
+def run_engine(args, home: Path, concurrency: int | None = None):
     home.mkdir(parents=True, exist_ok=True)
     emu = launch_emulator(args, home)
     try:
@@ -132,7 +157,9 @@ def run_engine(args, home: Path):
             "BOOKLORE_KOREADER_USERNAME": "demo", "BOOKLORE_KOREADER_PASSWORD": "demo"})
         with Store.open(cfg.store_path) as store:
             build_workload(store, args.books, args.sessions, args.annotations, args.bookmarks,
-                           args.ratings, args.progress)
+                           args.ratings, args.progress, args.notes_every)
+        if concurrency is not None:
+            cfg.file_values["http.max_concurrency"] = concurrency
         # what is measured is the sync, not the process start-up work any command pays
         # once (importing modules; finding the OS keyring backend), which the bare
         # replay does not pay either
@@ -209,20 +236,33 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="a tenth of the workload")
     parser.add_argument("--in-process", action="store_true",
                         help="run the emulator in this process (threads) instead of its own")
+    parser.add_argument("--latency", type=int, default=0, metavar="MS",
+                        help="the emulator answers every request after MS milliseconds")
+    parser.add_argument("--workload", choices=("p3", "p5"), default=None,
+                        help="spec §9 workload (default: p5 with --latency, else p3)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each side, interleaved; the fastest of each is compared "
                         "(the machines are shared and noisy)")
     args = parser.parse_args()
     scale = 10 if args.small else 1
-    args.books = 200 // scale
-    args.sessions = 10_000 // scale
-    args.annotations = 2_000 // scale
-    args.bookmarks = 500 // scale
-    args.ratings = 200 // scale
-    args.progress = 200 // scale
+    workload = args.workload or ("p5" if args.latency else "p3")
+    if workload == "p5":
+        args.books = max(1, 60 // scale)
+        args.sessions, args.annotations = 50 * args.books, 10 * args.books
+        args.bookmarks = args.books * 5 // 2
+        args.ratings = args.progress = args.books
+        args.notes_every = 10
+    else:
+        args.books = 200 // scale
+        args.sessions = 10_000 // scale
+        args.annotations = 2_000 // scale
+        args.bookmarks = 500 // scale
+        args.ratings = 200 // scale
+        args.progress = 200 // scale
+        args.notes_every = 0
 
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
-        report, wall, log = run_engine(args, Path(tmp) / "run0")
+        report, wall, log = run_engine(args, Path(tmp) / "run0", DEFAULT_CONCURRENCY)
     if report.exit_code != 0:
         raise SystemExit(f"sync did not succeed: exit {report.exit_code} {report.messages} "
                          f"{report.to_json()}")
@@ -247,16 +287,31 @@ def main() -> None:
     plugin = args.sessions + args.ratings + args.annotations + args.bookmarks + args.progress
     print(f"the plugin's pattern would need: {args.sessions + args.ratings} requests for "
           f"sessions + ratings, {plugin} writes in all")
-    walls, bares = [wall], [run_bare(args, writes)]
-    for n in range(1, max(1, args.repeat)):
-        with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
-            walls.append(run_engine(args, Path(tmp) / f"run{n}")[1])
-        bares.append(run_bare(args, writes))
-    wall, bare = min(walls), min(bares)
-    print(f"wall time (best of {len(walls)}): engine {wall:.2f} s, bare keep-alive replay "
-          f"{bare:.2f} s, ratio {wall / bare:.2f} (target <= 1.25)")
-    print("  all runs: engine " + ", ".join(f"{w:.2f}" for w in walls)
-          + "; bare " + ", ".join(f"{b:.2f}" for b in bares))
+    print(f"latency: {args.latency} ms per request; workload {workload}")
+    bares = [run_bare(args, writes)]
+    walls: dict[int, list[float]] = {1: [], DEFAULT_CONCURRENCY: [wall]}
+    for n in range(max(1, args.repeat)):
+        for concurrency in (1, DEFAULT_CONCURRENCY):
+            if len(walls[concurrency]) > n:
+                continue
+            with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+                walls[concurrency].append(
+                    run_engine(args, Path(tmp) / f"run{n}-{concurrency}", concurrency)[1])
+        if len(bares) <= n:
+            bares.append(run_bare(args, writes))
+    bare = min(bares)
+    target = {1: 1.25 if not args.latency else None,
+              DEFAULT_CONCURRENCY: 0.35 if args.latency else None}
+    for concurrency, times in walls.items():
+        best = min(times)
+        goal = f" (target <= {target[concurrency]})" if target[concurrency] else ""
+        print(f"wall time (best of {len(times)}), http.max_concurrency = {concurrency}: "
+              f"engine {best:.2f} s, sequential bare replay {bare:.2f} s, "
+              f"ratio {best / bare:.2f}{goal}")
+        print("  all runs: engine " + ", ".join(f"{w:.2f}" for w in times))
+    print("  bare runs: " + ", ".join(f"{b:.2f}" for b in bares))
+    if args.latency:
+        return
     base, ours, ratio = startup_ratio()
     print(f"start-up: status --json {ours * 1000:.0f} ms, python -c 'import sqlite3, json' "
           f"{base * 1000:.0f} ms, ratio {ratio:.2f} (target <= 2)")

@@ -26,4 +26,5 @@ DEFAULTS: dict[str, Any] = {
     "scan.path_map": {},
     "http.connect_timeout_seconds": 10,
     "http.read_timeout_seconds": 30,
+    "http.max_concurrency": 4,
 }

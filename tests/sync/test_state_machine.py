@@ -135,14 +135,17 @@ class SyncMachine(RuleBasedStateMachine):
         self.counter = itertools.count(1)
 
     # ---------------------------------------------------------------- setup
-    @initialize(destination=st.sampled_from(["in_book", "in_booklore", "both"]))
-    def setup(self, destination: str) -> None:
+    @initialize(destination=st.sampled_from(["in_book", "in_booklore", "both"]),
+                concurrency=st.sampled_from([1, 4]))
+    def setup(self, destination: str, concurrency: int) -> None:
         self.emu.state.reset()  # back to the seed; faults and log cleared
         n = next(_EXAMPLES)
         home = self.root / f"example-{n}"
         home.mkdir(parents=True)
         self.store = Store.open(home / "store.db")
-        self.settings = dict(DEFAULTS, **{"annotations.notes_destination": destination})
+        # concurrency 4: the two books' uploads of a phase go at the same time (§4.1)
+        self.settings = dict(DEFAULTS, **{"annotations.notes_destination": destination,
+                                          "http.max_concurrency": concurrency})
         self.destination = destination
         self.books: dict[str, Book] = {}
         for kind, book_type in (("epub", "EPUB"), ("pdf", "PDF")):

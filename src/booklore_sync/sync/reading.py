@@ -1,0 +1,144 @@
+"""The work units of the reading phases: progress and sessions (HTTP only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from booklore_sync.booklore import errors as E
+from booklore_sync.sync.outcomes import NEEDS_CHECK, Gone, Outcome, Sent, Skipped, Synced
+from booklore_sync.sync.payloads import session_in
+from booklore_sync.sync.plan import ProgressUnit, SessionUnit, chunks, doubtful
+from booklore_sync.sync.uploads import Worker
+
+if TYPE_CHECKING:
+    from booklore_sync.store.db import QueueItem
+
+
+# ---------------------------------------------------------------- progress
+def progress_unit(w: Worker, unit: ProgressUnit, device_default: str) -> None:
+    item = unit.item
+    if not w.ready("progress", [item], "koreader"):
+        return
+    progress = item.key["progress"]
+    fraction = float(item.key["percentage"])
+    expected = {item.id: (progress, fraction)}
+    try:
+        if progress_verdict(w, unit, progress, fraction) == "server_ahead":
+            w.add(Synced("progress", [item], defer=True,
+                         history={"outcome": "server_ahead", "expected": expected}))
+            return
+        w.state.check()
+        w.client.put_progress(
+            item.fingerprint, progress=progress, percentage=fraction,
+            device=item.payload.get("device") or device_default,
+            device_id=item.payload.get("device_id") or device_default)
+    except E.BookLoreError as exc:
+        w.error("progress", [item], exc, not_found="fingerprint")
+        return
+    w.add(Synced("progress", [item], defer=True,
+                 history={"outcome": "pushed", "expected": expected}))
+
+
+def progress_verdict(w: Worker, unit: ProgressUnit, progress: str, fraction: float) -> str:
+    """'push' or 'server_ahead', by koreader-data.md §8.3."""
+    item = unit.item
+    if unit.book_raw is not None:
+        kp = unit.book_raw.get("koreaderProgress")
+        server_pct = kp.get("percentage") if isinstance(kp, dict) else None
+        if server_pct is None or float(server_pct) <= fraction * 100 - 0.05:
+            return "push"  # settled by this run's lookup: no read needed
+    w.state.check()
+    server = w.client.get_progress(item.fingerprint)
+    if server is None or server.timestamp is None or server.percentage is None:
+        return "push"
+    ours = unit.own_push
+    if ours is not None and server.progress == ours[0] \
+            and abs(float(server.percentage) - ours[1]) <= 0.00005:
+        return "push"  # the server holds our own last push
+    local_time = item.payload.get("position_time")
+    newer = local_time is None or server.timestamp > int(local_time)
+    if newer and float(server.percentage) > fraction:
+        return "server_ahead"
+    return "push"
+
+
+# ---------------------------------------------------------------- sessions
+def sessions_unit(w: Worker, unit: SessionUnit, batch_on: Callable[[], bool]) -> None:
+    """One book's sessions: verify the doubtful ones, then batches (or single posts) in
+    queue order.  Every item was marked in flight (or was already doubtful) before the
+    phase began; ``Sent`` tells the engine which ones went into a request."""
+    for book_type, items in unit.groups:
+        _book_type_sessions(w, unit.book_id, book_type, items, unit.batch_size, batch_on)
+
+
+def _book_type_sessions(w: Worker, book_id: int, book_type: str, items: list[QueueItem],
+                        batch_size: int, batch_on: Callable[[], bool]) -> None:
+    unsure = [i for i in items if doubtful(i)]
+    if unsure:
+        if not w.state.alive("booklore"):
+            missing = "booklore" if "booklore" not in w.state.accounts else None
+            w.add(Skipped("sessions", unsure, reason=NEEDS_CHECK, missing_account=missing))
+            items = [i for i in items if not doubtful(i)]
+        else:
+            try:
+                w.state.check()
+                present = w.client.verify_sessions(book_id, [session_in(i.payload)
+                                                             for i in unsure])
+            except E.BookLoreError as exc:
+                w.error("sessions", items, exc)
+                return
+            there = [i for i, yes in zip(unsure, present, strict=True) if yes]
+            if there:
+                w.add(Synced("sessions", there, history={"book_id": book_id}))
+            sent = {i.id for i in there}
+            items = [i for i in items if i.id not in sent]
+    for chunk in chunks(items, batch_size):
+        if batch_on() and _send_batch(w, book_id, book_type, chunk):
+            continue
+        for item in chunk:
+            if not _send_single(w, book_id, book_type, item):
+                return
+
+
+def _send_batch(w: Worker, book_id: int, book_type: str, chunk: list[QueueItem]) -> bool:
+    """True when the chunk is settled; False to fall back to single posts."""
+    w.state.check()
+    w.add(_sent(chunk))
+    try:
+        w.client.post_sessions_batch(book_id, book_type, [session_in(i.payload) for i in chunk])
+    except E.BookLoreError as exc:
+        if E.batch_refused(exc):
+            # nothing was stored (all or nothing): the single posts are safe; the
+            # client remembers that this server refuses batches (api §6 probe 6)
+            return False
+        _session_error(w, chunk, exc)
+        return True
+    w.add(Synced("sessions", chunk, defer=True, history={"book_id": book_id}))
+    return True
+
+
+def _send_single(w: Worker, book_id: int, book_type: str, item: QueueItem) -> bool:
+    """Post one session; False when the rest of this book should wait."""
+    w.state.check()
+    w.add(_sent([item]))
+    try:
+        w.client.post_session(book_id, book_type, session_in(item.payload))
+    except E.BookLoreError as exc:
+        outcome = _session_error(w, [item], exc)
+        return not isinstance(outcome, Gone) and not isinstance(exc, E.AuthError)
+    w.add(Synced("sessions", [item], defer=True, history={"book_id": book_id}))
+    return True
+
+
+def _session_error(w: Worker, items: list[QueueItem], exc: E.BookLoreError) -> Outcome:
+    """An unknown outcome leaves the sessions uncertain (checked before any resend);
+    a 404 ``Book not found`` stored nothing, so they go back to pending."""
+    outcome = w.error("sessions", items, exc, unknown_state="uncertain")
+    if isinstance(outcome, Gone):
+        outcome.reset = True
+    return outcome
+
+
+def _sent(items: list[QueueItem]) -> Sent:
+    return Sent("sessions", items)

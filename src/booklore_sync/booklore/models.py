@@ -143,6 +143,15 @@ def _opt_float(value: Any) -> float | None:
         return None
 
 
+def _opt_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
 def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -157,6 +166,8 @@ class Health:
     version: str | None
     status: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    #: the answer of a release before v1.16.2 (no healthcheck: the filter's 403/401)
+    no_healthcheck: bool = False
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Health:
@@ -178,6 +189,17 @@ class Book:
     file_name: str | None
     book_type: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    #: the book's server state (§3.9.1): ``lastReadTime``, ``dateFinished``,
+    #: ``readStatus``, ``koreaderProgress.percentage`` (percent 0–100)
+    last_read_time: datetime | None = None
+    date_finished: datetime | None = None
+    read_status: str | None = None
+    koreader_percentage: float | None = None
+
+    @property
+    def primary_file_type(self) -> str | None:
+        """The ``bookType`` of the primary file (``EPUB``, ``PDF``, ``CBX`` …)."""
+        return self.book_type
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Book:
@@ -196,6 +218,10 @@ class Book:
             file_name=_opt_str(primary.get("fileName")),
             book_type=_opt_str(primary.get("bookType")),
             raw=obj,
+            last_read_time=_opt_time(obj.get("lastReadTime")),
+            date_finished=_opt_time(obj.get("dateFinished")),
+            read_status=_opt_str(obj.get("readStatus")),
+            koreader_percentage=_opt_float(kp.get("percentage")) if isinstance(kp := obj.get("koreaderProgress"), dict) else None,
         )
 
 

@@ -23,7 +23,8 @@ class BookmarksMixin(ClientCore):
     """``/api/v1/bookmarks``."""
 
     def create_bookmark(
-        self, book_id: int, *, cfi: str | None = None, title: str | None = None, page_number: int | None = None
+        self, book_id: int, *, cfi: str | None = None, title: str | None = None, page_number: int | None = None,
+        check_book: bool = False,
     ) -> dict[str, Any]:
         """``POST /api/v1/bookmarks`` (bearer). With a CFI the server deduplicates
         (409 "already exists" → :class:`AlreadyExistsError`, success); without one (PDF,
@@ -40,18 +41,24 @@ class BookmarksMixin(ClientCore):
             body["pageNumber"] = int(page_number)
         caps = self._caps
         dedup = cfi is not None or (page_number is not None and caps is not None and caps.server == "grimmory")
-        return self._create(BOOKMARKS, body, idempotent=dedup, kind="bookmarks", book_id=book_id, explain_500=True)
+        return self._create(BOOKMARKS, body, idempotent=dedup, kind="bookmarks", book_id=book_id,
+                            explain_500=check_book)
 
-    def create_cbx_bookmark(self, book_id: int, page: int, *, title: str | None = None) -> dict[str, Any]:
+    def create_cbx_bookmark(
+        self, book_id: int, page: int, *, title: str | None = None, check_book: bool = False
+    ) -> dict[str, Any]:
         """A comic (CBX) bookmark as BookLore's comic reader stores it: ``cfi`` = the
         1-based page number, ``title`` "Page N" unless given; deduplicated by the server."""
         if int(page) < 1:
             raise ValueError("a CBX page number starts at 1")
-        return self.create_bookmark(book_id, cfi=str(int(page)), title=title or f"Page {int(page)}")
+        return self.create_bookmark(book_id, cfi=str(int(page)), title=title or f"Page {int(page)}",
+                                    check_book=check_book)
 
-    def create_pdf_bookmark(self, book_id: int, page: int, *, title: str | None = None) -> dict[str, Any]:
+    def create_pdf_bookmark(
+        self, book_id: int, page: int, *, title: str | None = None, check_book: bool = False
+    ) -> dict[str, Any]:
         """A PDF (page-based, non-CBX) bookmark: no CFI, ``pageNumber`` = the page."""
-        return self.create_bookmark(book_id, title=title, page_number=page)
+        return self.create_bookmark(book_id, title=title, page_number=page, check_book=check_book)
 
     def list_bookmarks(self, book_id: int) -> list[dict[str, Any]]:
         """``GET /api/v1/bookmarks/book/{id}`` (bearer)."""

@@ -257,7 +257,7 @@ class ClientCore:
             data = self._call_json(method, path, auth="bearer", json_body=body, idempotent=idempotent, kind=kind)
         except ServerError as exc:
             if explain_500 and kind is not None and exc.status == 500:
-                raise self._explain_500(kind, book_id, exc) from None
+                raise self.diagnose_500(kind, book_id, exc) from None
             raise
         return data if isinstance(data, dict) else {}
 
@@ -400,9 +400,10 @@ class ClientCore:
             return False
         return None
 
-    def _explain_500(self, kind: str, book_id: int | None, err: BookLoreError) -> BookLoreError:
-        """A 500 from a create route whose server gives 500 for an unknown book (§8 #2,
-        §5.2): check the book once; an unknown book → :class:`BookNotFoundError`; a book
+    def diagnose_500(self, kind: str, book_id: int | None, err: BookLoreError) -> BookLoreError:
+        """Read a 500 from a create route whose server gives 500 for an unknown book (§8
+        #2, §5.2) — the one copy of the engine's "does the book exist" check: check the
+        book once; an unknown book → :class:`BookNotFoundError`; a book
         that exists on a server of unknown release → check the route. Otherwise the
         original error."""
         if book_id is None or not self.has_booklore_account:

@@ -52,13 +52,14 @@ class NotesMixin(ClientCore):
         style: str | None = None,
         note: str | None = None,
         chapter_title: str | None = None,
+        check_book: bool = False,
     ) -> dict[str, Any]:
         """``POST /api/v1/annotations`` (bearer): returns the stored annotation (dict).
         An empty ``text`` raises :class:`BlankTextError` (nothing sent). 409 "already
         exists" → :class:`AlreadyExistsError` (success); another 409 →
-        :class:`ConflictError`. A 500 is checked (§8 #2): :class:`BookNotFoundError`
-        for an unknown book, :class:`RouteMissingError` for a missing route, else
-        :class:`ServerError`."""
+        :class:`ConflictError`. A 500 is :class:`ServerError`; with ``check_book``
+        it is read by :meth:`diagnose_500` (§8 #2): :class:`BookNotFoundError` for an
+        unknown book, :class:`RouteMissingError` for a missing route."""
         body: dict[str, Any] = {"bookId": int(book_id), "cfi": checked_cfi(cfi),
                                 "text": truncate_utf16(require_not_empty(text), 5000)}
         _set(body, "color", color)
@@ -66,7 +67,7 @@ class NotesMixin(ClientCore):
         _set(body, "note", note, 5000)
         _set(body, "chapterTitle", chapter_title, 500)
         return self._create(ANNOTATIONS, body, idempotent=True, kind="annotations", book_id=book_id,
-                            explain_500=True)
+                            explain_500=check_book)
 
     def list_annotations(self, book_id: int) -> list[dict[str, Any]]:
         """``GET /api/v1/annotations/book/{id}`` (bearer), newest first."""
@@ -99,6 +100,7 @@ class NotesMixin(ClientCore):
         selected_text: str | None = None,
         color: str | None = None,
         chapter_title: str | None = None,
+        check_book: bool = False,
     ) -> ServerItem:
         """``POST /api/v2/book-notes`` (bearer; in-book note). An empty ``note_content``
         raises :class:`BlankTextError`; one over 65,535 UTF-8 bytes is cut (the answer's
@@ -108,12 +110,12 @@ class NotesMixin(ClientCore):
         _set(body, "selectedText", selected_text, 5000)
         _set(body, "color", color)
         _set(body, "chapterTitle", chapter_title, 500)
-        data = self._create(NOTES_V2, body, idempotent=True, kind="notes_v2", book_id=book_id, explain_500=True)
+        data = self._create(NOTES_V2, body, idempotent=True, kind="notes_v2", book_id=book_id, explain_500=check_book)
         return ServerItem.of(data, cut=fitted.cut)
 
     def create_cbx_note(
         self, book_id: int, page: int, *, note_content: str, selected_text: str | None = None,
-        color: str | None = None,
+        color: str | None = None, check_book: bool = False,
     ) -> ServerItem:
         """An in-book note of a comic (CBX), anchored at its 1-based page as BookLore's
         comic reader stores it: ``cfi`` = the page number, ``chapterTitle`` "Page N".
@@ -121,7 +123,8 @@ class NotesMixin(ClientCore):
         if int(page) < 1:
             raise ValueError("a CBX page number starts at 1")
         return self.create_book_note_v2(book_id, cfi=str(int(page)), note_content=note_content,
-                                        selected_text=selected_text, color=color, chapter_title=f"Page {int(page)}")
+                                        selected_text=selected_text, color=color, chapter_title=f"Page {int(page)}",
+                                        check_book=check_book)
 
     def list_book_notes_v2(self, book_id: int) -> list[dict[str, Any]]:
         """``GET /api/v2/book-notes/book/{id}`` (bearer)."""

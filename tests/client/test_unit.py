@@ -15,10 +15,10 @@ import pytest
 
 from booklore_sync.booklore import (
     AlreadyExistsError,
-    ConflictError,
     AuthError,
     BookLoreClient,
     Capabilities,
+    ConflictError,
     NotBookLoreError,
     NotConfiguredError,
     NotFoundError,

@@ -8,6 +8,7 @@ Public API::
 
 from .auth import koreader_key
 from .capabilities import CACHE_TTL_SECONDS, Capabilities, CapabilityCache, TokenStore
+from .check import AccountCheck, ServerCheck, check_server
 from .client import BookLoreClient, RatingOutcome, normalize_base_url
 from .errors import (
     AlreadyExistsError,
@@ -32,10 +33,6 @@ from .errors import (
     batch_refused,
 )
 from .items import Annotation, Bookmark, NoteV1, NoteV2, ServerItem, StatusResult
-from .protocol import SyncClient
-from .texts import CUT_MARKER, TEXT_COLUMN_BYTES, FittedText, fit_text_column
-from .transport import NormalizedURL, RequestEvent, normalize_server_url
-from .check import AccountCheck, ServerCheck, check_server
 from .models import (
     BOOK_TYPES,
     BatchResult,
@@ -54,6 +51,9 @@ from .models import (
     truncate_utf16,
     utf16_len,
 )
+from .protocol import SyncClient
+from .texts import CUT_MARKER, TEXT_COLUMN_BYTES, FittedText, fit_text_column
+from .transport import NormalizedURL, RequestEvent, normalize_server_url
 
 __all__ = [
     "BookLoreClient",

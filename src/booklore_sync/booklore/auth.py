@@ -144,8 +144,8 @@ class Tokens:
         exp, iat = claims.get("exp"), claims.get("iat")
         expires_at: float | None = None
         lifetime: float | None = None
-        if _number(exp):
-            if _number(iat) and exp > iat:
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            if isinstance(iat, (int, float)) and not isinstance(iat, bool) and exp > iat:
                 lifetime = float(exp - iat)
                 expires_at = now + lifetime
             else:
@@ -178,6 +178,3 @@ class Tokens:
         self.lifetime = None
         self.used = False
 
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

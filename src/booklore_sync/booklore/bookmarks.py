@@ -8,10 +8,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .core import ClientCore
 from .items import Bookmark, parse_items
 from .models import truncate_utf16
 from .notes import checked_cfi
+from .writes import WritesMixin
 
 __all__ = ["BookmarksMixin", "BOOKMARKS"]
 
@@ -19,7 +19,7 @@ BOOKMARKS = "/api/v1/bookmarks"
 _PAGE_TITLE = re.compile(r"^p\. (\d+)(?:$| —)")
 
 
-class BookmarksMixin(ClientCore):
+class BookmarksMixin(WritesMixin):
     """``/api/v1/bookmarks``."""
 
     def create_bookmark(

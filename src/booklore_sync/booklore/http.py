@@ -73,8 +73,8 @@ def media_type(resp: httpx.Response) -> str | None:
 
 
 def is_json_response(resp: httpx.Response) -> bool:
-    mt = media_type(resp)
-    return bool(mt) and (mt == "application/json" or mt.endswith("+json"))
+    mt = media_type(resp) or ""
+    return mt == "application/json" or mt.endswith("+json")
 
 
 def looks_html(resp: httpx.Response, text: str) -> bool:

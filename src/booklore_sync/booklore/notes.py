@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .core import ClientCore
 from .items import Annotation, NoteV1, NoteV2, ServerItem, parse_items
 from .models import truncate_utf16, utf16_len
 from .texts import fit_text_column, require_not_blank, require_not_empty
+from .writes import WritesMixin
 
 __all__ = ["NotesMixin", "ANNOTATIONS", "NOTES_V2", "NOTES_V1", "checked_cfi"]
 
@@ -37,7 +37,7 @@ def _norm(text: str | None) -> str:
     return (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-class NotesMixin(ClientCore):
+class NotesMixin(WritesMixin):
     """Annotations, in-book notes and book notes."""
 
     # ------------------------------------------------------------------ annotations

@@ -11,6 +11,7 @@ import logging
 import random
 import secrets as _secrets
 import string
+from typing import Any
 
 import httpx
 
@@ -106,7 +107,7 @@ class ProbeMixin(ClientCore):
                 url=url, cause="tls" if hint else "timeout", hint=hint, method="GET", path=HEALTH,
             ) from None
         status = resp.status_code
-        kw = {"method": "GET", "path": HEALTH, "status": status, "url": url}
+        kw: dict[str, Any] = {"method": "GET", "path": HEALTH, "status": status, "url": url}
         if status in GATEWAY_STATUSES:
             raise OfflineError(
                 f"cannot connect to {url}: the server is unavailable behind it (HTTP {status})",

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .core import RATING_PATH, ClientCore
+from .core import RATING_PATH
 from .errors import RequestRejectedError, ServerError, UnknownRatingIdError
 from .models import RatingResult
+from .writes import WritesMixin
 
 __all__ = ["RatingsMixin", "RatingOutcome", "RATING", "MAX_RATING_IDS"]
 
@@ -25,7 +26,7 @@ class RatingOutcome:
     unknown_ids: tuple[int, ...]
 
 
-class RatingsMixin(ClientCore):
+class RatingsMixin(WritesMixin):
     """``PUT /api/v1/books/personal-rating``."""
 
     def set_personal_rating(self, book_ids: Iterable[int], rating: int | None) -> list[RatingResult]:

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from .capabilities import Capabilities
-from .core import ClientCore
 from .errors import NotConfiguredError, NotJSONError, OutcomeUnknownError, UnsupportedEndpointError
 from .http import extract_message, is_json_response, media_type
 from .models import BOOK_TYPES, BatchResult, ServerSession, SessionIn, SessionPage
+from .writes import WritesMixin
 
 __all__ = ["SessionsMixin", "SESSIONS", "SESSIONS_BATCH", "SESSIONS_BOOK", "MAX_BATCH"]
 
@@ -29,7 +29,7 @@ def _check_book_type(book_type: str) -> None:
         raise ValueError(f"bookType must be one of {sorted(BOOK_TYPES)}")
 
 
-class SessionsMixin(ClientCore):
+class SessionsMixin(WritesMixin):
     """Reading sessions."""
 
     @property

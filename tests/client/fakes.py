@@ -60,6 +60,8 @@ class FakeServer:
         self.logins = 0
         self.refreshes = 0
         self.login_delay = 0.0
+        #: (method, path prefix, handler) used when no exact route matches
+        self.prefix: list[tuple[str, str, Callable[[httpx.Request], httpx.Response]]] = []
 
     # --- built-in auth -------------------------------------------------------
     def issue(self) -> dict[str, str]:
@@ -101,6 +103,9 @@ class FakeServer:
         key = (request.method, request.url.path)
         route = self.routes.get(key)
         if route is None:
+            for method, prefix, fn in self.prefix:
+                if request.method == method and request.url.path.startswith(prefix):
+                    return fn(request)
             if key == ("POST", "/api/v1/auth/login"):
                 return self.login(request)
             if key == ("POST", "/api/v1/auth/refresh"):

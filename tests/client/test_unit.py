@@ -18,6 +18,7 @@ from booklore_sync.booklore import (
     AuthError,
     BookLoreClient,
     Capabilities,
+    ConflictError,
     NotBookLoreError,
     NotConfiguredError,
     NotFoundError,
@@ -503,7 +504,7 @@ def test_by_hash_route_missing_and_not_linked(url, fake):
     "response",
     [
         lambda: err(409, "Annotation already exists at this location"),
-        lambda: err(409, "Conflict without the words"),
+        lambda: err(409, "A bookmark already exists on this page"),
         lambda: err(400, "Bookmark already exists near here"),
     ],
 )
@@ -511,6 +512,17 @@ def test_already_exists(url, fake, response):
     fake.routes[("POST", "/api/v1/annotations")] = response()
     with make(url, fake) as c, pytest.raises(AlreadyExistsError):
         c.create_annotation(7, cfi="epubcfi(/6/4!/4/2/1:0)", text="hi")
+
+
+@pytest.mark.parametrize("message", ["Conflict without the words", "A conflict occurred."])
+def test_409_without_already_exists_is_a_conflict_failure(url, fake, message):
+    # issue 10: a 409 is "already there" only when it says so (grimmory answers 409
+    # "A conflict occurred." for unrelated errors)
+    fake.routes[("POST", "/api/v1/annotations")] = err(409, message)
+    with make(url, fake) as c, pytest.raises(ConflictError) as info:
+        c.create_annotation(7, cfi="epubcfi(/6/4!/4/2/1:0)", text="hi")
+    assert not isinstance(info.value, AlreadyExistsError)
+    assert info.value.last_error == f"HTTP 409: {message}"
 
 
 def test_409_on_other_route_is_server_error(url, fake):
@@ -640,20 +652,22 @@ def test_search_and_unsupported(url, fake):
 
 
 @pytest.mark.parametrize(
-    "response,refused",
+    "response,refused,remembered",
     [
-        (lambda: err(403, "Forbidden"), True),
-        (lambda: json_resp(403, {"status": 403, "error": "Forbidden", "path": "/x"}), True),
-        (lambda: err(405, "Method Not Allowed"), True),
-        (lambda: err(500, "An unexpected error occurred."), True),
-        (lambda: err(501, "nope"), True),
-        (lambda: err(404, "Resource not found: api/v1/reading-sessions/batch"), True),
-        (lambda: html(), True),
-        (lambda: err(404, "Book not found with ID: 7"), False),
-        (lambda: err(400, "Validation error", details=["x"]), False),
+        (lambda: err(403, "Forbidden"), True, True),
+        (lambda: json_resp(403, {"status": 403, "error": "Forbidden", "path": "/x"}), True, True),
+        (lambda: err(405, "Method Not Allowed"), True, True),
+        # issue 10 / §6 probe 6: on a server classed as fork a 500 is a server fault:
+        # batching stops for this run only, and the next run tries the batch again
+        (lambda: err(500, "An unexpected error occurred."), True, False),
+        (lambda: err(501, "nope"), True, True),
+        (lambda: err(404, "Resource not found: api/v1/reading-sessions/batch"), True, True),
+        (lambda: html(), True, True),
+        (lambda: err(404, "Book not found with ID: 7"), False, False),
+        (lambda: err(400, "Validation error", details=["x"]), False, False),
     ],
 )
-def test_batch_refusal_rules(url, fake, response, refused):
+def test_batch_refusal_rules(url, fake, response, refused, remembered):
     cache = MemoryCapabilityCache()
     fake.routes[("POST", "/api/v1/reading-sessions/batch")] = response()
     with make(url, fake, capability_cache=cache) as c:
@@ -661,11 +675,24 @@ def test_batch_refusal_rules(url, fake, response, refused):
         with pytest.raises(Exception) as info:
             c.post_sessions_batch(7, "EPUB", [session(0), session(1)])
         assert batch_refused(info.value) is refused
-        assert (c.capabilities.batch is False) is refused
+        assert c.batch_enabled is not refused
+        assert (c.capabilities.batch is False) is remembered
         if refused:
+            c.mark_no_batch()  # what the engine calls: it follows the answer's verdict
             assert isinstance(info.value, UnsupportedEndpointError)
-            assert cache.data[c.base_url]["batch"] is False
+            assert (cache.data.get(c.base_url, {}).get("batch") is False) is remembered
     assert fake.count("POST", "/api/v1/reading-sessions/batch") == 1
+
+
+def test_batch_500_on_booklore_is_remembered(url, fake):
+    cache = MemoryCapabilityCache()
+    fake.routes[("POST", "/api/v1/reading-sessions/batch")] = err(500, "An unexpected error occurred.")
+    with make(url, fake, capability_cache=cache) as c:
+        c._caps = Capabilities(version="v2.3.0", flavour="upstream", server="booklore", batch=True,
+                               probed_at=time.time())
+        with pytest.raises(UnsupportedEndpointError):
+            c.post_sessions_batch(7, "EPUB", [session(0)])
+        assert c.capabilities.batch is False and cache.data[c.base_url]["batch"] is False
 
 
 def test_batch_helper_on_raw_errors():

@@ -8,11 +8,15 @@ Public API::
 
 from .auth import koreader_key
 from .capabilities import CACHE_TTL_SECONDS, Capabilities, CapabilityCache, TokenStore
+from .check import AccountCheck, ServerCheck, check_server
 from .client import BookLoreClient, RatingOutcome, normalize_base_url
 from .errors import (
     AlreadyExistsError,
     AuthError,
+    BlankTextError,
     BookLoreError,
+    BookNotFoundError,
+    ConflictError,
     NotBookLoreError,
     NotConfiguredError,
     NotFoundError,
@@ -20,11 +24,15 @@ from .errors import (
     OfflineError,
     OutcomeUnknownError,
     RequestRejectedError,
+    RouteMissingError,
     ServerError,
+    SkipError,
+    SyncDisabledError,
     UnknownRatingIdError,
     UnsupportedEndpointError,
     batch_refused,
 )
+from .items import Annotation, Bookmark, NoteV1, NoteV2, ServerItem, StatusResult
 from .models import (
     BOOK_TYPES,
     BatchResult,
@@ -43,6 +51,9 @@ from .models import (
     truncate_utf16,
     utf16_len,
 )
+from .protocol import SyncClient
+from .texts import CUT_MARKER, TEXT_COLUMN_BYTES, FittedText, fit_text_column
+from .transport import NormalizedURL, RequestEvent, normalize_server_url
 
 __all__ = [
     "BookLoreClient",
@@ -66,7 +77,30 @@ __all__ = [
     "NotJSONError",
     "NotBookLoreError",
     "ServerError",
+    "SkipError",
+    "SyncDisabledError",
+    "RouteMissingError",
+    "BlankTextError",
+    "BookNotFoundError",
+    "ConflictError",
     "batch_refused",
+    "Annotation",
+    "Bookmark",
+    "NoteV1",
+    "NoteV2",
+    "ServerItem",
+    "StatusResult",
+    "SyncClient",
+    "CUT_MARKER",
+    "TEXT_COLUMN_BYTES",
+    "FittedText",
+    "fit_text_column",
+    "NormalizedURL",
+    "RequestEvent",
+    "normalize_server_url",
+    "AccountCheck",
+    "ServerCheck",
+    "check_server",
     "BOOK_TYPES",
     "BatchResult",
     "Book",

@@ -14,12 +14,24 @@ import threading
 import time
 from dataclasses import dataclass
 
-__all__ = ["Secret", "koreader_key", "jwt_claims", "TokenGate", "token_gate", "Tokens", "TOKEN_SPACING_SECONDS"]
+__all__ = [
+    "Secret",
+    "koreader_key",
+    "koreader_headers",
+    "jwt_claims",
+    "TokenGate",
+    "token_gate",
+    "Tokens",
+    "TOKEN_SPACING_SECONDS",
+    "refresh_margin",
+]
 
 #: minimum spacing between two token requests for one (server, user) (§2.4 rule 5)
 TOKEN_SPACING_SECONDS = 1.1
-#: refresh when the access token expires within this many seconds (§2.4 rule 2)
+#: refresh when the access token expires within this many seconds (§2.4 rule 2) …
 REFRESH_MARGIN_SECONDS = 60
+#: … or within a tenth of its lifetime when that lifetime is shorter than this
+SHORT_LIFETIME_SECONDS = 600
 
 
 class Secret:
@@ -43,6 +55,19 @@ class Secret:
 def koreader_key(password: str) -> str:
     """``x-auth-key``: the lower-case hex MD5 of the UTF-8 password."""
     return hashlib.md5(password.encode("utf-8")).hexdigest()  # noqa: S324 - protocol-defined
+
+
+def koreader_headers(username: str, password: str) -> dict[str, bytes | str]:
+    """The two KOReader headers (§2.2). The user name is sent as UTF-8 bytes."""
+    return {"x-auth-user": username.encode("utf-8"), "x-auth-key": koreader_key(password)}
+
+
+def refresh_margin(lifetime: float | None) -> float:
+    """§2.4 rule 2: refresh when the token expires within 60 s — or within a tenth of its
+    lifetime when that lifetime is shorter than 10 minutes."""
+    if lifetime is not None and 0 < lifetime < SHORT_LIFETIME_SECONDS:
+        return lifetime / 10
+    return REFRESH_MARGIN_SECONDS
 
 
 def jwt_claims(token: str) -> dict:
@@ -94,28 +119,44 @@ def token_gate(server_url: str, username: str) -> TokenGate:
 @dataclass
 class Tokens:
     """The in-memory tokens of one client. ``expires_at`` is on the client's clock,
-    computed from the token's own lifetime (``exp - iat``) so that a skewed server
-    clock does not matter; ``None`` = unknown (use until a 401)."""
+    computed from the token's own lifetime (``exp - iat``, else grimmory's ``expires``)
+    so that a skewed server clock does not matter; ``None`` = unknown (use until a 401).
+
+    A token that has not been used yet is never renewed (§2.4 rule 2: a server with
+    very short tokens must not cost one refresh per request); ``mark_used`` records
+    its first use."""
 
     access: str | None = None
     refresh: str | None = None
     expires_at: float | None = None
+    lifetime: float | None = None
+    used: bool = False
     generation: int = 0
 
     def __repr__(self) -> str:  # never show a token
-        return f"Tokens(access={'set' if self.access else None}, refresh={'set' if self.refresh else None}, expires_at={self.expires_at!r})"
+        return (
+            f"Tokens(access={'set' if self.access else None}, refresh={'set' if self.refresh else None}, "
+            f"expires_at={self.expires_at!r}, lifetime={self.lifetime!r})"
+        )
 
-    def set_access(self, token: str, now: float) -> None:
+    def set_access(self, token: str, now: float, expires_in: float | None = None) -> None:
         claims = jwt_claims(token)
         exp, iat = claims.get("exp"), claims.get("iat")
         expires_at: float | None = None
+        lifetime: float | None = None
         if isinstance(exp, (int, float)) and not isinstance(exp, bool):
             if isinstance(iat, (int, float)) and not isinstance(iat, bool) and exp > iat:
-                expires_at = now + (exp - iat)
+                lifetime = float(exp - iat)
+                expires_at = now + lifetime
             else:
                 expires_at = float(exp)
+        elif expires_in is not None and expires_in > 0:
+            lifetime = float(expires_in)
+            expires_at = now + lifetime
         self.access = token
         self.expires_at = expires_at
+        self.lifetime = lifetime
+        self.used = False
         self.generation += 1
 
     def access_usable(self, now: float) -> bool:
@@ -123,8 +164,17 @@ class Tokens:
             return False
         if self.expires_at is None:
             return True
-        return self.expires_at - now > REFRESH_MARGIN_SECONDS
+        left = self.expires_at - now
+        if not self.used:
+            return left > 0  # a fresh token is used once before any renewal
+        return left > refresh_margin(self.lifetime)
+
+    def mark_used(self) -> None:
+        self.used = True
 
     def clear_access(self) -> None:
         self.access = None
         self.expires_at = None
+        self.lifetime = None
+        self.used = False
+

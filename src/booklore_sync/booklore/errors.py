@@ -34,6 +34,21 @@ NotJSONError               a 2xx that is not JSON where JSON was expected (web-U
 NotBookLoreError           health probe: the URL does not answer as BookLore
 ServerError                every other definite error answer (5xx, other 4xx, 3xx)
 =========================  ===========================================================
+
+Finer classes (subclasses, so code catching the classes above keeps working):
+
+=========================  ===========================================================
+SkipError                  base of the answers that make an item *skipped*, not failed
+                           (nothing was stored; ``reason`` is the one-line text)
+SyncDisabledError          401 "Sync is disabled for this user" on the kosync routes
+                           (an :class:`AuthError` and a :class:`SkipError`): only the
+                           progress pushes stop, the KOReader account stays usable
+RouteMissingError          this server (release) has no route for a kind of item (an
+                           :class:`UnsupportedEndpointError` and a :class:`SkipError`)
+BlankTextError             a text the server refuses for good (blank): never sent
+BookNotFoundError          404 "Book not found with ID: …": the book id is stale
+ConflictError              409 that does not say "already exists": a failure
+=========================  ===========================================================
 """
 
 from __future__ import annotations
@@ -54,6 +69,12 @@ __all__ = [
     "NotJSONError",
     "NotBookLoreError",
     "ServerError",
+    "SkipError",
+    "SyncDisabledError",
+    "RouteMissingError",
+    "BlankTextError",
+    "BookNotFoundError",
+    "ConflictError",
     "batch_refused",
 ]
 
@@ -98,10 +119,47 @@ class BookLoreError(Exception):
         return ""
 
 
+class SkipError(BookLoreError):
+    """The item cannot be sent now, through no failure of its own: it is *skipped*
+    (stays queued, no attempt counted). ``reason`` is the one-line text for the
+    report and ``last_error``."""
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+    @property
+    def last_error(self) -> str:
+        return self.reason
+
+
 class OfflineError(BookLoreError):
     """Nothing reached BookLore: connection refused, DNS failure, TLS failure, connect
     timeout, connection-pool timeout, a proxy's 503 (and 502/504 on a GET or on the
-    health probe). The request can be retried freely."""
+    health probe). The request can be retried freely.
+
+    ``url`` is the server URL (base URL, no secret); ``cause`` classifies the failure:
+    ``"dns"``, ``"refused"``, ``"timeout"``, ``"tls"`` (TLS spoken to a plain-HTTP
+    server, or the reverse), ``"certificate"``, ``"unavailable"`` (a proxy's
+    502/503/504), ``"pool"``, ``"other"``; ``hint`` is a suggestion such as
+    ``"did you mean http://host:6060?"`` (or ``None``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        cause: str = "other",
+        hint: str | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.url = url
+        self.cause = cause
+        self.hint = hint
+
+    def _repr_extra(self) -> str:
+        return f", url={self.url!r}, cause={self.cause!r}"
 
 
 class OutcomeUnknownError(BookLoreError):
@@ -159,12 +217,19 @@ class NotConfiguredError(BookLoreError):
 
 
 class NotFoundError(BookLoreError):
-    """404. ``route_missing`` is True when the message is Spring's ``"Resource not
-    found: …"`` (the route does not exist on this server, not the entity)."""
+    """404 for an entity (a hash, a progress row, a file …), read by booklore-api.md
+    §4.8. ``route_missing`` is True when the message is Spring's ``"Resource not
+    found…"`` (the route does not exist on this server, not the entity). Only
+    :class:`BookNotFoundError` says that a book id is unknown."""
 
     @property
     def route_missing(self) -> bool:
         return self.message.startswith("Resource not found")
+
+
+class BookNotFoundError(NotFoundError):
+    """404 ``"Book not found with ID: …"``: the book id is unknown to the server (the
+    only 404 that clears a book's BookLore id, §4.8)."""
 
 
 class AlreadyExistsError(BookLoreError):
@@ -213,6 +278,16 @@ class UnsupportedEndpointError(BookLoreError):
         return f", capability={self.capability!r}, not_json={self.not_json!r}"
 
 
+class RouteMissingError(UnsupportedEndpointError, SkipError):
+    """This server has no route for a kind of item (an older release, §0.1, §6 "route
+    missing"): the kind's items are skipped, never failed, never unlinked.
+
+    ``capability`` is the kind (``"annotations"``, ``"notes_v2"``, ``"bookmarks"``,
+    ``"bookmark_update"``, ``"sessions"``, ``"ratings"``, ``"status"``); ``message``
+    is the one-line reason naming the server and what is needed, e.g. ``this server
+    (BookLore 1.16.3) has no annotation route; BookLore ≥ 1.18 or Grimmory needed``."""
+
+
 class NotJSONError(BookLoreError):
     """A 2xx whose body is not JSON where JSON was expected (BookLore's web-UI
     fallback, a proxy or login page). Never success. ``content_type`` is the header
@@ -230,12 +305,16 @@ class NotBookLoreError(BookLoreError):
     """The health probe's answer shows that the URL is not a BookLore server (base).
 
     ``reason``: ``"not_json"`` (a 2xx that is not BookLore's JSON — e.g. missing port,
-    a proxy login page), ``"wrong_base_path"`` (404), ``"redirect"`` (a redirect to
-    another host), ``"unexpected_status"`` (another 4xx/3xx)."""
+    a proxy login page), ``"wrong_base_path"`` (404), ``"redirect"`` (a redirect;
+    ``location`` is the URL to use instead), ``"unexpected_status"`` (another 4xx/3xx).
+    ``url`` is the server URL that was checked."""
 
-    def __init__(self, message: str, *, reason: str, **kw: Any) -> None:
+    def __init__(self, message: str, *, reason: str, url: str | None = None,
+                 location: str | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.reason = reason
+        self.url = url
+        self.location = location
 
     def _repr_extra(self) -> str:
         return f", reason={self.reason!r}"
@@ -244,6 +323,42 @@ class NotBookLoreError(BookLoreError):
 class ServerError(BookLoreError):
     """A definite error answer not covered above: 5xx (except the proxy ones handled
     as offline / unknown), 4xx other than 400/404, a redirect that is not followed."""
+
+
+class ConflictError(ServerError):
+    """409 whose message does not say "already exists" (booklore: an
+    ``IllegalStateException``'s text; grimmory: ``"A conflict occurred."``). A failure
+    carrying the server's text, never "already there" (§4.8)."""
+
+
+class SyncDisabledError(AuthError, SkipError):
+    """401 ``"Sync is disabled for this user"`` on the two kosync progress routes: the
+    KOReader account's "Sync" switch is off (a new account's default). Only the
+    progress pushes are affected; the account stays usable for by-hash and sessions."""
+
+    REASON = (
+        "enable Sync for this KOReader user in BookLore/Grimmory settings "
+        "(or set sync.progress = false)"
+    )
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        kw.setdefault("account", "koreader")
+        kw.setdefault("kind", "sync_disabled")
+        super().__init__(message, **kw)
+
+    @property
+    def reason(self) -> str:
+        return self.REASON
+
+
+class BlankTextError(SkipError, ValueError):
+    """A text the server refuses for good (empty, or blank where it needs non-blank
+    text): it is never sent (booklore-api.md §8 #23)."""
+
+    REASON = "blank text: nothing to send"
+
+    def __init__(self, message: str = REASON, **kw: Any) -> None:
+        super().__init__(message, **kw)
 
 
 _BATCH_REFUSED_STATUSES = frozenset({403, 405, 500, 501})

@@ -1,5 +1,5 @@
 """Response inspection shared by the client: content types, §4.7 message extraction,
-transport-error classification, and the generic status → error mapping."""
+and the generic status → error mapping of booklore-api.md §4.8 and §5.2."""
 
 from __future__ import annotations
 
@@ -13,12 +13,17 @@ from .errors import (
     AlreadyExistsError,
     AuthError,
     BookLoreError,
+    BookNotFoundError,
+    ConflictError,
     NotFoundError,
     OfflineError,
     OutcomeUnknownError,
     RequestRejectedError,
     ServerError,
+    SyncDisabledError,
 )
+
+SYNC_DISABLED = "sync is disabled for this user"
 
 FIXED_TEXT = {
     400: "Bad Request",
@@ -68,8 +73,8 @@ def media_type(resp: httpx.Response) -> str | None:
 
 
 def is_json_response(resp: httpx.Response) -> bool:
-    mt = media_type(resp)
-    return bool(mt) and (mt == "application/json" or mt.endswith("+json"))
+    mt = media_type(resp) or ""
+    return mt == "application/json" or mt.endswith("+json")
 
 
 def looks_html(resp: httpx.Response, text: str) -> bool:
@@ -133,60 +138,18 @@ def is_error_response_json(resp: httpx.Response) -> bool:
     return isinstance(data, dict) and ("message" in data or "status" in data)
 
 
-# ----------------------------------------------------------------- transport errors
-
-
-def _describe(exc: BaseException, scrub: Scrubber) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return scrub(text[:200])
-
-
-def transport_error(
-    exc: httpx.HTTPError, method: str, path: str, scrub: Scrubber
-) -> BookLoreError:
-    """Classify an httpx exception (booklore-api.md §5.2).
-
-    * nothing was sent → :class:`OfflineError`: ``ConnectError`` (refused, DNS, TLS),
-      ``ConnectTimeout``, ``PoolTimeout``, ``ProxyError``, ``UnsupportedProtocol``;
-    * sent, or possibly sent → :class:`OutcomeUnknownError`: ``ReadTimeout``,
-      ``WriteTimeout``, ``RemoteProtocolError`` (includes "server disconnected without
-      sending a response" — also the keep-alive race on a pooled connection, where
-      httpx cannot tell whether the request left), ``ReadError``, ``WriteError`` and
-      any other transport error.
-    """
-    detail = _describe(exc, scrub)
-    if isinstance(exc, httpx.ConnectTimeout):
-        return OfflineError(f"connect timeout (nothing was sent): {detail}", method=method, path=path)
-    if isinstance(exc, (httpx.ConnectError, httpx.ProxyError, httpx.UnsupportedProtocol)):
-        return OfflineError(f"cannot connect (nothing was sent): {detail}", method=method, path=path)
-    if isinstance(exc, httpx.PoolTimeout):
-        return OfflineError(f"no free connection (nothing was sent): {detail}", method=method, path=path)
-    if isinstance(exc, httpx.ReadTimeout):
-        return OutcomeUnknownError(
-            f"no answer within the read timeout (outcome unknown): {detail}", method=method, path=path
-        )
-    if isinstance(exc, httpx.WriteTimeout):
-        return OutcomeUnknownError(
-            f"timeout while sending (outcome unknown): {detail}", method=method, path=path
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return OutcomeUnknownError(f"timeout (outcome unknown): {detail}", method=method, path=path)
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError)):
-        return OutcomeUnknownError(
-            f"connection closed before an answer (outcome unknown): {detail}", method=method, path=path
-        )
-    return OutcomeUnknownError(
-        f"transport error (outcome unknown): {type(exc).__name__}: {detail}", method=method, path=path
-    )
-
-
-def is_quick_drop(err: BookLoreError) -> bool:
-    """An OutcomeUnknown caused by a dropped connection (not a timeout): the one worth an
-    immediate retry for idempotent calls (keep-alive race)."""
-    return isinstance(err, OutcomeUnknownError) and err.message.startswith("connection closed")
-
-
 # ------------------------------------------------------------------- status mapping
+
+
+def is_route_missing_404(resp: httpx.Response) -> bool:
+    """A 404 that says the *route* is missing (or the base path is wrong): Spring's
+    ``Resource not found…`` (booklore and grimmory texts), or a 404 without an
+    ErrorResponse body (a proxy) — §4.8."""
+    if resp.status_code != 404:
+        return False
+    if not is_error_response_json(resp):
+        return True
+    return extract_message(resp).startswith("Resource not found")
 
 
 def status_error(
@@ -197,22 +160,27 @@ def status_error(
     auth: str,
     scrub: Scrubber,
     dedup_route: bool = False,
+    url: str | None = None,
 ) -> BookLoreError:
     """The generic mapping of a non-2xx answer (after the client's own handling of 401
-    refresh, capability hooks and redirects)."""
+    refresh, capability hooks and redirects). ``dedup_route`` is kept for callers of
+    the old signature; a 409 is "already there" only when its message says so."""
+    del dedup_route
     status = resp.status_code
     message = scrub(extract_message(resp))
-    kw = {"method": method, "path": path, "status": status}
+    kw: dict[str, Any] = {"method": method, "path": path, "status": status}
     lowered = message.lower()
 
     if status == 503 or (status in (502, 504) and method in ("GET", "HEAD")):
-        return OfflineError(f"server unavailable ({message})", **kw)
+        where = f" at {url}" if url else ""
+        return OfflineError(f"server unavailable{where} (HTTP {status}: {message})", url=url,
+                            cause="unavailable", **kw)
     if status in (502, 504):
         return OutcomeUnknownError(f"proxy error after the request was sent ({message})", **kw)
     if status == 401:
         if auth == "koreader":
-            if "sync is disabled" in lowered:
-                return AuthError(message, account="koreader", kind="sync_disabled", **kw)
+            if SYNC_DISABLED in lowered:
+                return SyncDisabledError(message, **kw)
             return AuthError(message, account="koreader", kind="rejected", **kw)
         if auth == "bearer":
             return AuthError(
@@ -227,19 +195,23 @@ def status_error(
         return ServerError(message, **kw)
     if status == 409 and "not linked" in lowered:
         return AuthError(message, account="koreader", kind="not_linked", **kw)
-    if 400 <= status < 500 and ("already exists" in lowered or (status == 409 and dedup_route)):
+    if status in (400, 409) and "already exists" in lowered:
         return AlreadyExistsError(message, **kw)
+    if status == 409:
+        return ConflictError(message, **kw)
     if status == 404:
+        if message.startswith("Book not found with ID"):
+            return BookNotFoundError(message, **kw)
         return NotFoundError(message, **kw)
     if status == 400:
         return RequestRejectedError(message, details=[scrub(d) for d in extract_details(resp)], **kw)
     if 300 <= status < 400:
         loc = resp.headers.get("location", "")
-        return ServerError(f"redirect not followed ({scrub(_safe_location(loc))})", **kw)
+        return ServerError(f"redirect not followed ({scrub(safe_location(loc))})", **kw)
     return ServerError(message, **kw)
 
 
-def _safe_location(location: str) -> str:
+def safe_location(location: str) -> str:
     """A redirect target without its query string or user info."""
     try:
         url = httpx.URL(location)

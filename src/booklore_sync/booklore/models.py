@@ -7,7 +7,6 @@ kosync PUT) return the server's JSON object as a plain ``dict``.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -143,6 +142,23 @@ def _opt_float(value: Any) -> float | None:
         return None
 
 
+def _dict_or(value: Any, default: dict[str, Any]) -> dict[str, Any]:
+    return value if isinstance(value, dict) else default
+
+
+def _list_or_empty(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _opt_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
 def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -157,10 +173,12 @@ class Health:
     version: str | None
     status: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    #: the answer of a release before v1.16.2 (no healthcheck: the filter's 403/401)
+    no_healthcheck: bool = False
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Health:
-        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        data = _dict_or(obj.get("data"), {})
         return cls(version=_opt_str(data.get("version")), status=_opt_str(data.get("status")), raw=obj)
 
 
@@ -178,13 +196,24 @@ class Book:
     file_name: str | None
     book_type: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    #: the book's server state (§3.9.1): ``lastReadTime``, ``dateFinished``,
+    #: ``readStatus``, ``koreaderProgress.percentage`` (percent 0–100)
+    last_read_time: datetime | None = None
+    date_finished: datetime | None = None
+    read_status: str | None = None
+    koreader_percentage: float | None = None
+
+    @property
+    def primary_file_type(self) -> str | None:
+        """The ``bookType`` of the primary file (``EPUB``, ``PDF``, ``CBX`` …)."""
+        return self.book_type
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Book:
         if not isinstance(obj, dict) or _opt_int(obj.get("id")) is None:
             raise ValueError("not a Book object")
-        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-        primary = obj.get("primaryFile") if isinstance(obj.get("primaryFile"), dict) else {}
+        meta = _dict_or(obj.get("metadata"), {})
+        primary = _dict_or(obj.get("primaryFile"), {})
         authors = meta.get("authors")
         return cls(
             id=int(obj["id"]),
@@ -196,6 +225,10 @@ class Book:
             file_name=_opt_str(primary.get("fileName")),
             book_type=_opt_str(primary.get("bookType")),
             raw=obj,
+            last_read_time=_opt_time(obj.get("lastReadTime")),
+            date_finished=_opt_time(obj.get("dateFinished")),
+            read_status=_opt_str(obj.get("readStatus")),
+            koreader_percentage=_opt_float(kp.get("percentage")) if isinstance(kp := obj.get("koreaderProgress"), dict) else None,
         )
 
 
@@ -225,152 +258,6 @@ class SearchResult:
             hash=_opt_str(obj.get("hash")),
             cover_hash=_opt_str(obj.get("coverHash")),
             match_score=_opt_float(obj.get("matchScore")) or 0.0,
-            raw=obj,
-        )
-
-
-@dataclass(frozen=True)
-class SessionIn:
-    """A reading session to upload (the fields of §3.10 except ``bookId``/``bookType``).
-
-    Times must be timezone-aware; they are sent in whole seconds. Percentages are on
-    the 0–100 scale. Over-long strings are cut by the client (§8 #22)."""
-
-    start_time: datetime
-    end_time: datetime
-    duration_seconds: int
-    start_progress: float | None = None
-    end_progress: float | None = None
-    progress_delta: float | None = None
-    start_location: str | None = None
-    end_location: str | None = None
-    duration_formatted: str | None = None
-    #: the request item exactly as stored by the importer (already in wire form:
-    #: whole-second UTC times, short locations); ``to_json`` sends it as it is
-    wire: dict[str, Any] | None = field(default=None, compare=False, repr=False)
-
-    def key(self) -> tuple[datetime, datetime, int]:
-        """(start, end, duration) truncated to whole seconds, in UTC: the identity used
-        by verify-before-resend (§3.12)."""
-        return (
-            _utc_whole(self.start_time),
-            _utc_whole(self.end_time),
-            int(self.duration_seconds),
-        )
-
-    def to_json(self, *, book_id: int | None = None, book_type: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if book_id is not None:
-            body["bookId"] = int(book_id)
-        if book_type is not None:
-            body["bookType"] = book_type
-        if self.wire is not None:
-            body.update(self.wire)
-            return body
-        body["startTime"] = format_instant(self.start_time)
-        body["endTime"] = format_instant(self.end_time)
-        body["durationSeconds"] = int(self.duration_seconds)
-        if self.duration_formatted is not None:
-            body["durationFormatted"] = truncate_utf16(self.duration_formatted, 50)
-        for key, value in (
-            ("startProgress", self.start_progress),
-            ("endProgress", self.end_progress),
-            ("progressDelta", self.progress_delta),
-        ):
-            if value is not None:
-                if not math.isfinite(float(value)):
-                    raise ValueError(f"{key} must be a finite number")
-                body[key] = float(value)
-        if self.start_location is not None:
-            body["startLocation"] = truncate_utf16(self.start_location, 500)
-        if self.end_location is not None:
-            body["endLocation"] = truncate_utf16(self.end_location, 500)
-        return body
-
-
-@dataclass(frozen=True)
-class ServerSession:
-    """One item of ``GET /api/v1/reading-sessions/book/{id}`` (§3.12)."""
-
-    id: int | None
-    book_id: int | None
-    book_type: str | None
-    start_time: datetime | None
-    end_time: datetime | None
-    duration_seconds: int | None
-    start_progress: float | None
-    end_progress: float | None
-    progress_delta: float | None
-    start_location: str | None
-    end_location: str | None
-    raw: dict[str, Any] = field(repr=False, compare=False)
-
-    def key(self) -> tuple[datetime | None, datetime | None, int | None]:
-        return (_whole_seconds(self.start_time), _whole_seconds(self.end_time), self.duration_seconds)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> ServerSession:
-        if not isinstance(obj, dict):
-            raise ValueError("not a session object")
-        return cls(
-            id=_opt_int(obj.get("id")),
-            book_id=_opt_int(obj.get("bookId")),
-            book_type=_opt_str(obj.get("bookType")),
-            start_time=parse_time(_opt_str(obj.get("startTime"))),
-            end_time=parse_time(_opt_str(obj.get("endTime"))),
-            duration_seconds=_opt_int(obj.get("durationSeconds")),
-            start_progress=_opt_float(obj.get("startProgress")),
-            end_progress=_opt_float(obj.get("endProgress")),
-            progress_delta=_opt_float(obj.get("progressDelta")),
-            start_location=_opt_str(obj.get("startLocation")),
-            end_location=_opt_str(obj.get("endLocation")),
-            raw=obj,
-        )
-
-
-@dataclass(frozen=True)
-class SessionPage:
-    """One page of the session list (``startTime`` descending)."""
-
-    items: tuple[ServerSession, ...]
-    number: int
-    size: int
-    total_elements: int
-    total_pages: int
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> SessionPage:
-        if not isinstance(obj, dict) or not isinstance(obj.get("content"), list):
-            raise ValueError("not a session page")
-        page = obj.get("page") if isinstance(obj.get("page"), dict) else obj
-        return cls(
-            items=tuple(ServerSession.from_json(x) for x in obj["content"]),
-            number=_opt_int(page.get("number")) or 0,
-            size=_opt_int(page.get("size")) or 0,
-            total_elements=_opt_int(page.get("totalElements")) or 0,
-            total_pages=_opt_int(page.get("totalPages")) or 0,
-        )
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """``POST /api/v1/reading-sessions/batch`` 200 answer. ``session_ids`` are in
-    request order."""
-
-    total_requested: int
-    success_count: int
-    session_ids: tuple[int | None, ...]
-    raw: dict[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> BatchResult:
-        if not isinstance(obj, dict) or "results" not in obj:
-            raise ValueError("not a batch response")
-        results = obj.get("results") if isinstance(obj.get("results"), list) else []
-        return cls(
-            total_requested=_opt_int(obj.get("totalRequested")) or 0,
-            success_count=_opt_int(obj.get("successCount")) or 0,
-            session_ids=tuple(_opt_int(r.get("sessionId")) if isinstance(r, dict) else None for r in results),
             raw=obj,
         )
 
@@ -410,3 +297,7 @@ class KoreaderProgress:
             device_id=_opt_str(obj.get("device_id")),
             raw=obj,
         )
+
+
+# the session types live in their own module; re-exported here (their old home)
+from .session_models import BatchResult, ServerSession, SessionIn, SessionPage  # noqa: E402

@@ -136,7 +136,7 @@ def test_view_clear_pending_and_clear_cache(home, screen_factory):
     assert "Annotations" not in text.split("Clear which pending queues?")[1]
     screen.keys(ENTER)  # keep the pre-selection
     screen.wait_for("Clear Selected")
-    screen.keys(ENTER)
+    screen.choose("Clear Selected")  # Cancel has the pointer: Enter alone discards nothing
     text = screen.wait_for("Sync & Cache")
     assert "Cleared 3 pending sessions." in text
     text += screen.read()
@@ -198,7 +198,7 @@ def test_menu_match_manual_from_terminal(home, emu, screen_factory):
     screen.choose("Match Unmatched Books (1)")
     text = screen.wait_for("Match them manually?")
     assert "No new matches found (1 still unmatched)" in text
-    screen.keys("y")
+    screen.keys("y", ENTER)  # a confirmation needs Enter
     text = screen.wait_for("Skip this book")
     assert "Leaves of Grass" in text and "(100%)" in text
     assert "Search again" in text and "Enter a BookLore ID" in text and "Stop" in text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,9 @@ class ConfigError(Exception):
     """A configuration problem the user must fix (exit code 2)."""
 
 
-def home_dir(env: dict[str, str] | None = None) -> Path:
+def home_dir(env: Mapping[str, str] | None = None) -> Path:
     """The data directory: the store, its lock and the logs."""
-    env = os.environ if env is None else env
-    explicit = env.get("BOOKLORE_SYNC_HOME")
+    explicit = (os.environ if env is None else env).get("BOOKLORE_SYNC_HOME")
     if explicit:
         return Path(explicit).expanduser()
     from platformdirs import user_data_dir
@@ -58,10 +58,9 @@ def home_dir(env: dict[str, str] | None = None) -> Path:
     return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
-def config_dir(env: dict[str, str] | None = None) -> Path:
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """The configuration directory: ``config.toml`` and ``credentials.toml``."""
-    env = os.environ if env is None else env
-    explicit = env.get("BOOKLORE_SYNC_HOME")
+    explicit = (os.environ if env is None else env).get("BOOKLORE_SYNC_HOME")
     if explicit:
         return Path(explicit).expanduser()
     from platformdirs import user_config_dir

@@ -19,11 +19,11 @@ DOWN, UP, ENTER, ESC, SPACE = "\x1b[B", "\x1b[A", "\r", "\x1b", " "
 
 
 class Screen:
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], args: tuple[str, ...] = ("menu",)):
         full = dict(os.environ)
         full.update(env)
         full["PROMPT_TOOLKIT_NO_CPR"] = "1"
-        self.child = pexpect.spawn(sys.executable, ["-m", "booklore_sync", "menu"], env=full,
+        self.child = pexpect.spawn(sys.executable, ["-m", "booklore_sync", *args], env=full,
                                    encoding="utf-8", dimensions=(40, 120), timeout=15)
         self.text = ""
 
@@ -79,8 +79,8 @@ class Screen:
 def screen_factory():
     screens = []
 
-    def make(env):
-        s = Screen(env)
+    def make(env, args=("menu",)):
+        s = Screen(env, args)
         screens.append(s)
         return s
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -60,7 +60,7 @@ def _no_flag_metavar() -> None:
     if getattr(original, "_booklore_sync", False):
         return
 
-    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         if self.is_flag or self.is_bool_flag:
             return None
         return original(self, ctx)

@@ -15,6 +15,7 @@ from booklore_sync.actions.base import (
     INTERRUPTED,
     LOCKED,
     OFFLINE,
+    USAGE,
     ActionError,
 )
 from booklore_sync.cli.app import DAILY, JSON_HELP, app
@@ -71,7 +72,8 @@ def scan(
             report = scan_source(store, source, cfg.settings(), dry_run=dry_run,
                                  on_progress=on_progress)
     except SourceError as exc:
-        usage(str(exc))
+        empty = {"books": 0, "queued": {q: 0 for q in QUEUES}, "errors": [], "warnings": []}
+        fail(ActionError(USAGE, str(exc), EXIT_USAGE), result=empty)
     data = report.to_json()
     for problem in data.get("errors", []):
         err(f"warning: {problem['file']}: {problem['error']} (skipped)")

@@ -60,7 +60,11 @@ def test_status_verbose_json_lists_items(home):
     fill(home, sessions=1, annotations=1, ratings=0, bookmarks=0, progress=0)
     code, data = cli_json("status", "--json", "--verbose")
     assert code == 0
-    assert {k for k in data} == {"book_cache", "pending", "progress_history", "items"}
+    assert {k for k in data} == {"book_cache", "pending", "progress_history", "items", "books"}
+    (book,) = data["books"]  # grouped by book (spec §4.2, §6.4)
+    assert book["fingerprint"] == FP and book["title"] == "Leaves of Grass" and book["book_id"] == 1
+    assert book["pending"]["sessions"] == 1 and book["pending"]["annotations"] == 1
+    assert {"queue": "sessions", "reason": "not tried yet", "count": 1} in book["reasons"]
     items = data["items"]
     assert [i["queue"] for i in items] == ["sessions", "annotations"]
     for item in items:
@@ -104,7 +108,9 @@ def test_status_refuses_newer_store(home):
     conn.close()
     proc = run_cli("status", "--json")
     assert proc.returncode == 2
-    assert proc.stdout == ""
+    # stdout carries only the error object (spec §6.4)
+    assert json.loads(proc.stdout) == {"error": {"type": "config", "message": json.loads(
+        proc.stdout)["error"]["message"]}, "exit_code": 2}
     assert "newer" in proc.stderr and "booklore-sync.db" in proc.stderr
 
 

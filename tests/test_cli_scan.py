@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from tests.conftest import FIXTURES, cli_json, run_cli
@@ -43,7 +44,9 @@ def test_scan_missing_source_exit_2(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = run_cli("scan", str(empty), "--json")
-    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.returncode == 2
+    data = json.loads(proc.stdout)  # the scan shape with the error object (spec §6.4)
+    assert data["books"] == 0 and data["error"]["type"] == "usage" and data["exit_code"] == 2
 
 
 def test_scan_reports_broken_sidecar_and_goes_on(tmp_path):

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from booklore_sync.server_url import BadURL, normalize_url
 from booklore_sync.settings_defaults import DEFAULTS
 
 APP_NAME = "booklore-sync"
@@ -24,6 +26,7 @@ CONFIG_FILE = "config.toml"
 CREDENTIALS_FILE = "credentials.toml"
 STORE_FILE = "booklore-sync.db"
 LOCK_FILE = "sync.lock"
+LOG_FILE = "booklore-sync.log"
 
 ACCOUNTS = ("booklore", "koreader")
 ACCOUNT_LABELS = {"booklore": "BookLore account", "koreader": "KOReader account"}
@@ -45,14 +48,47 @@ class ConfigError(Exception):
     """A configuration problem the user must fix (exit code 2)."""
 
 
-def home_dir(env: dict[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    explicit = env.get("BOOKLORE_SYNC_HOME")
+def home_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The data directory: the store, its lock and the logs."""
+    explicit = (os.environ if env is None else env).get("BOOKLORE_SYNC_HOME")
     if explicit:
         return Path(explicit).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The configuration directory: ``config.toml`` and ``credentials.toml``."""
+    explicit = (os.environ if env is None else env).get("BOOKLORE_SYNC_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME, appauthor=False))
+
+
+def _migrate_config_files(data: Path, conf: Path) -> list[str]:
+    """Move a config or credentials file left in the data directory (where earlier
+    versions kept them) to the config directory, once."""
+    notices: list[str] = []
+    if data.resolve() == conf.resolve():
+        return notices
+    for name in (CONFIG_FILE, CREDENTIALS_FILE):
+        old, new = data / name, conf / name
+        if old.is_file() and not new.exists():
+            try:
+                make_private_dir(conf)
+                os.replace(old, new)
+            except OSError as exc:
+                raise ConfigError(f"cannot move {old} to {new}: {exc.strerror or exc}") from None
+            notices.append(f"moved {old} to {new} (settings now live in the config directory)")
+    return notices
+
+
+def make_private_dir(path: Path) -> None:
+    """Create a directory (and its parents) readable by the owner only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -85,6 +121,11 @@ def parse_value(key: str, raw: str) -> Any:
     """Turn the text of ``config KEY VALUE`` into a typed value, or raise ConfigError."""
     if key not in known_keys():
         raise ConfigError(f"unknown setting {key!r}; known settings: {', '.join(known_keys())}")
+    if key == "server.url":
+        try:
+            return normalize_url(raw)[0]
+        except BadURL as exc:
+            raise ConfigError(f"server.url: {exc}") from None
     if key in SERVER_KEYS:
         return raw
     default = DEFAULTS[key]
@@ -132,15 +173,24 @@ def parse_value(key: str, raw: str) -> Any:
 
 @dataclass
 class Config:
-    home: Path
+    home: Path  # the data directory (store, lock, logs)
     file_values: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    conf_dir: Path | None = None  # config.toml, credentials.toml (default: home)
+    notices: list[str] = field(default_factory=list)  # one-line notes for the user
+    _url_cache: tuple[str | None, str | None] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, home: Path | None = None, env: dict[str, str] | None = None) -> Config:
         env = dict(os.environ if env is None else env)
-        home = home or home_dir(env)
-        path = home / CONFIG_FILE
+        notices: list[str] = []
+        if home is None:
+            home = home_dir(env)
+            conf = config_dir(env)
+            notices += _migrate_config_files(home, conf)
+        else:
+            conf = home
+        path = conf / CONFIG_FILE
         values: dict[str, Any] = {}
         if path.exists():
             try:
@@ -149,12 +199,20 @@ class Config:
                 raise ConfigError(f"cannot read {path}: {exc}") from exc
             except OSError as exc:
                 raise ConfigError(f"cannot read {path}: {exc}") from exc
-        return cls(home=home, file_values=values, env=env)
+        return cls(home=home, file_values=values, env=env, conf_dir=conf, notices=notices)
 
     # ---------------------------------------------------------------- paths
     @property
+    def config_dir(self) -> Path:
+        return self.conf_dir or self.home
+
+    @property
     def config_path(self) -> Path:
-        return self.home / CONFIG_FILE
+        return self.config_dir / CONFIG_FILE
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / LOG_FILE
 
     @property
     def store_path(self) -> Path:
@@ -166,7 +224,7 @@ class Config:
 
     @property
     def credentials_path(self) -> Path:
-        return self.home / CREDENTIALS_FILE
+        return self.config_dir / CREDENTIALS_FILE
 
     # ------------------------------------------------------------- settings
     def get(self, key: str) -> Any:
@@ -195,7 +253,7 @@ class Config:
     def save(self) -> None:
         import tomli_w
 
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.config_dir)
         data = {k: v for k, v in self.file_values.items() if v is not None}
         tmp = self.config_path.with_suffix(".toml.tmp")
         tmp.write_text(tomli_w.dumps(_nest(data)), encoding="utf-8")
@@ -203,7 +261,21 @@ class Config:
 
     @property
     def url(self) -> str | None:
-        return self.get("server.url")
+        """The normalised server URL (notices about the change go to ``notices``, once);
+        ConfigError when the configured value cannot be a URL."""
+        raw = self.get("server.url")
+        if self._url_cache is not None and self._url_cache[0] == raw:
+            return self._url_cache[1]
+        if not raw:
+            return None
+        where = "BOOKLORE_URL" if self.env.get("BOOKLORE_URL") else f"server.url in {self.config_path}"
+        try:
+            url, notices = normalize_url(str(raw))
+        except BadURL as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        self.notices += notices
+        self._url_cache = (raw, url)
+        return url
 
     def username(self, account: str) -> str | None:
         return self.get(USER_KEY[account])
@@ -287,7 +359,7 @@ def _file_secrets(path: Path) -> dict[str, str]:
 def _write_file_secrets(path: Path, secrets: dict[str, str]) -> None:
     import tomli_w
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

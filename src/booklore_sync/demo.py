@@ -55,6 +55,7 @@ def _queued_per_book(store: Store) -> list[str]:
 
 
 def run_demo(keep: Path | None = None) -> int:
+    from booklore_sync import render
     from booklore_sync.emulator import start_emulator
     from booklore_sync.koreader.sample import build_sample_device
     from booklore_sync.koreader.scan import scan_source
@@ -122,7 +123,7 @@ def run_demo(keep: Path | None = None) -> int:
         report = sync_once(cfg)
         for message in report.messages + report.config_errors:
             print(message)
-        for line in report.summary_lines():
+        for line in render.sync_summary(report):
             print(line)
         print(f"(exit code {report.exit_code})")
 
@@ -148,7 +149,7 @@ def run_demo(keep: Path | None = None) -> int:
         again = sync_once(cfg)
         for message in again.messages + again.config_errors:
             print(message)
-        for line in again.summary_lines():
+        for line in render.sync_summary(again):
             print(line)
         code = report.exit_code or again.exit_code
         print(f"\nDemo finished (exit {code}). Try it yourself: booklore-sync emulator --library "

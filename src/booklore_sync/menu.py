@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from booklore_sync.store import QUEUE_TABLES, QUEUES, Store
+from booklore_sync import render
+from booklore_sync.actions.base import EXIT_INTERRUPTED, ActionError
+from booklore_sync.store import QUEUE_TABLES, QUEUES
 
 QUEUE_LABELS = {
     "sessions": "Sessions",
@@ -27,103 +29,88 @@ CLEAR_PENDING_WARNING = (
 )
 HISTORY_WARNING = (
     "Warning: synced history is what stops an item being sent twice. Clearing a ledger lets "
-    "the next scan queue those items again and the next sync upload them again; BookLore "
-    "does not deduplicate sessions or book notes, so those would appear twice. Clearing the "
-    "discarded list lets the next scan queue items you cleared from the pending queues. "
-    "Pending queues are not touched (use Clear Pending for those)."
+    "the next scan queue those items again; the next sync then settles what the server "
+    "still holds and sends again what it no longer has. Clearing the discarded list lets "
+    "the next scan queue items you cleared from the pending queues. Pending queues are not "
+    "touched (use Clear Pending for those)."
 )
-
-
-def _q() -> Any:
-    import questionary
-
-    return questionary
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def clear_pending_dialog(store: Store) -> dict[str, int] | None:
+def _buttons(message: str) -> bool:
+    """*Clear Selected* or *Cancel*; Cancel has the pointer, so Enter alone discards nothing."""
+    from booklore_sync.interactive import choice, select
+
+    cancel = choice("Cancel", "cancel")
+    action = select(message, [choice("Clear Selected", "clear"), cancel], default=cancel)
+    return action == "clear"
+
+
+def clear_pending_dialog(cfg: Any) -> dict[str, int] | None:
     """Checklist of the non-empty queues, all pre-selected; Clear Selected or Cancel."""
-    q = _q()
-    counts = store.counts()
+    from booklore_sync.actions import clear
+    from booklore_sync.interactive import checkbox, choice
+
+    counts = clear.pending_counts(cfg)
     present = [name for name in QUEUES if counts[name] > 0]
     if not present:
         _say("Nothing is pending: all queues are empty.")
         return None
     _say(CLEAR_PENDING_WARNING)
-    choices = [q.Choice(f"{QUEUE_LABELS[n]} ({counts[n]}) — {QUEUE_TABLES[n]}", value=n,
-                        checked=True) for n in present]
-    selected = q.checkbox("Clear which pending queues? (space toggles, enter continues)",
-                          choices=choices).ask()
-    if selected is None:
+    choices = [choice(f"{QUEUE_LABELS[n]} ({counts[n]}) — {QUEUE_TABLES[n]}", n) for n in present]
+    for c in choices:
+        c.checked = True
+    selected = checkbox("Clear which pending queues?", choices)
+    if not selected or not _buttons("Clear the checked queues?"):
         _say("Cancelled; nothing was cleared.")
         return None
-    action = q.select("Clear the checked queues?",
-                      choices=["Clear Selected", "Cancel"]).ask()
-    if action != "Clear Selected" or not selected:
-        _say("Cancelled; nothing was cleared.")
+    try:
+        result = clear.clear_pending(cfg, selected)
+    except ActionError as exc:
+        _say(exc.message)
         return None
-    cleared = store.clear_pending(selected)
     for name in selected:
-        _say(f"Cleared {cleared[name]} pending {name}.")
-    return cleared
+        _say(f"Cleared {result.counts[name]} pending {name}.")
+    return result.counts
 
 
-def clear_history_dialog(store: Store) -> dict[str, int] | None:
+def clear_history_dialog(cfg: Any) -> dict[str, int] | None:
     """Advanced → Clear…: the six ledgers, nothing pre-selected."""
-    q = _q()
-    history = store.history_counts()
+    from booklore_sync.actions import clear
+    from booklore_sync.interactive import checkbox, choice
+
+    history = clear.history_counts(cfg)
     _say(HISTORY_WARNING)
-    choices = [q.Choice(f"{HISTORY_LABELS[n]} ({history[n]})", value=n, checked=False)
-               for n in HISTORY_LABELS]
-    selected = q.checkbox("Clear which synced-history records?", choices=choices).ask()
-    if not selected:
+    choices = [choice(f"{HISTORY_LABELS[n]} ({history[n]})", n) for n in HISTORY_LABELS]
+    selected = checkbox("Clear which synced-history records?", choices)
+    if not selected or not _buttons("Clear the checked history?"):
         _say("Cancelled; nothing was cleared.")
         return None
-    action = q.select("Clear the checked history?", choices=["Clear Selected", "Cancel"]).ask()
-    if action != "Clear Selected":
-        _say("Cancelled; nothing was cleared.")
+    try:
+        result = clear.clear_history(cfg, selected)
+    except ActionError as exc:
+        _say(exc.message)
         return None
-    cleared = store.clear_history(selected)
     for name in selected:
-        _say(f"Cleared {cleared[name]} rows of {HISTORY_LABELS[name].lower()}.")
-    return cleared
+        _say(f"Cleared {result.counts[name]} rows of {HISTORY_LABELS[name].lower()}.")
+    return result.counts
 
 
 # ------------------------------------------------------------------ the menu
-def _with_back_keys(question: Any) -> Any:
-    """Esc and q leave a list (answer None), as 'back'."""
-    from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
-
-    kb = KeyBindings()
-
-    @kb.add("escape", eager=True)
-    @kb.add("q")
-    def _back(event: Any) -> None:
-        event.app.exit(result=None)
-
-    app = question.application
-    app.key_bindings = merge_key_bindings([app.key_bindings, kb])
-    return question
-
-
-def _select(message: str, choices: list[Any]) -> Any:
-    q = _q()
-    return _with_back_keys(q.select(message, choices=choices, instruction="(arrows, Enter; Esc/q back)")).ask()
-
-
-def _pause() -> None:
-    _q().press_any_key_to_continue("Press any key to close").ask()
-
-
-def _open_store(cfg: Any) -> Store:
-    return Store.open(cfg.store_path)
-
-
 def run_menu(cfg: Any) -> int:
-    """Tools → BookLore Sync → Sync & Cache, in a terminal."""
+    """Tools → BookLore Sync → Sync & Cache, in a terminal; Ctrl-C exits 130."""
+    try:
+        return _loop(cfg)
+    except KeyboardInterrupt:
+        _say("Cancelled.")
+        return EXIT_INTERRUPTED
+
+
+def _loop(cfg: Any) -> int:
+    from booklore_sync.interactive import choice, select
     from booklore_sync.labels import (
         ADVANCED,
         CLEAR_CACHE,
@@ -133,17 +120,21 @@ def run_menu(cfg: Any) -> int:
         VIEW,
         menu_entries,
     )
+    from booklore_sync.status import menu_counts
 
-    q = _q()
+    last: str | None = None
     while True:
-        with _open_store(cfg) as store:
-            entries = menu_entries(store.counts(), store.cache_counts())
-        choices = [q.Choice(e.label, value=e.action, disabled=None if e.enabled else "greyed out")
+        counts, cache = menu_counts(str(cfg.store_path))
+        entries = menu_entries(counts, cache)
+        choices = [choice(e.label, e.action, disabled=None if e.enabled else "greyed out")
                    for e in entries]
-        choices.append(q.Choice("Close", value="close"))
-        action = _select("Sync & Cache", choices)
+        choices.append(choice("Close", "close"))
+        enabled = {e.action for e in entries if e.enabled}
+        default = next((c for c in choices if c.value == last), None) if last in enabled else None
+        action = select("Sync & Cache", choices, default=default)
         if action in (None, "close"):
             return 0
+        last = action
         if action == SYNC:
             _menu_sync(cfg)
         elif action == VIEW:
@@ -151,77 +142,85 @@ def run_menu(cfg: Any) -> int:
         elif action == MATCH:
             _menu_match(cfg)
         elif action == CLEAR_PENDING:
-            with _open_store(cfg) as store:
-                clear_pending_dialog(store)
+            clear_pending_dialog(cfg)
         elif action == ADVANCED:
             _menu_advanced(cfg)
         elif action == CLEAR_CACHE:
-            with _open_store(cfg) as store:
-                removed = store.clear_cache().books
-            _say(f"Cache cleared ({removed} books).")
+            _menu_clear_cache(cfg)
 
 
 def _menu_sync(cfg: Any) -> None:
-    from booklore_sync.sync.runner import sync_once
+    from booklore_sync.actions.sync import run_sync
 
-    report = sync_once(cfg)
-    for message in report.messages + report.config_errors:
-        _say(message)
-    for account in sorted(report.missing_accounts):
-        _say(f"The {'BookLore' if account == 'booklore' else 'KOReader'} account is not "
-             "configured; its items stay queued.")
-    for message in report.rejected_accounts.values():
-        _say(message)
+    outcome = run_sync(cfg)
+    report = outcome.report
+    for line in render.sync_problems(report, outcome.url):
+        _say(render.for_menu(line))
+    if outcome.interrupted:
+        raise KeyboardInterrupt
     if not (report.offline or report.locked):
-        _say(f"Synced {report.synced} items, {report.failed} failed.")
-        for line in report.summary_lines():
-            _say("  " + line)
+        _say(render.toast(report))
+        for line in render.sync_summary(report):
+            _say("  " + render.for_menu(line))
 
 
 def _menu_view(cfg: Any) -> None:
-    from booklore_sync.status import status_data, status_text
+    from booklore_sync.interactive import pause
+    from booklore_sync.status import read_status
 
-    with _open_store(cfg) as store:
-        text = status_text(status_data(store))
-    _say(text)
-    _pause()
+    _say(render.status_text(read_status(str(cfg.store_path))))
+    pause()
 
 
 def _menu_match(cfg: Any) -> None:
+    from booklore_sync.actions.match import run_match
     from booklore_sync.sync.manual import TerminalPrompter
-    from booklore_sync.sync.matching import run_match
 
     outcome = run_match(cfg, interactive=True, prompter=TerminalPrompter())
     for message in outcome.messages:
-        _say(message)
-    _say(f"{outcome.matched} newly matched, {outcome.still_unmatched} still unmatched.")
+        _say(render.for_menu(message))
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    _say(render.match_summary(outcome.matched, outcome.still_unmatched))
+
+
+def _menu_clear_cache(cfg: Any) -> None:
+    from booklore_sync.actions import clear
+
+    try:
+        result = clear.clear_cache(cfg)
+    except ActionError as exc:
+        _say(exc.message)
+        return
+    _say(f"Cache cleared ({result.cleared} books). Run `booklore-sync scan` to rebuild it.")
 
 
 def _menu_advanced(cfg: Any) -> None:
-    q = _q()
+    from booklore_sync.interactive import choice, select
+
     while True:
-        action = _select("Advanced", [
-            q.Choice("Re-match All Books in Cache", value="rematch"),
-            q.Choice("Clear...", value="clear"),
-            q.Choice("Back", value="back"),
+        action = select("Advanced", [
+            choice("Re-match All Books in Cache", "rematch"),
+            choice("Clear...", "clear"),
+            choice("Back", "back"),
         ])
         if action in (None, "back"):
             return
         if action == "clear":
-            with _open_store(cfg) as store:
-                clear_history_dialog(store)
+            clear_history_dialog(cfg)
         elif action == "rematch":
             _menu_rematch(cfg)
 
 
 def _menu_rematch(cfg: Any) -> None:
-    from booklore_sync.sync.matching import run_rematch
+    from booklore_sync.actions.match import run_rematch
+    from booklore_sync.interactive import confirm as ask
 
     def confirm(warnings: list[str]) -> bool:
         for w in warnings:
             _say(w)
-        return bool(_q().confirm("Forget every stored book ID (manual links included) and "
-                                 "match all books again?", default=False).ask())
+        return ask("Forget every stored book ID (manual links included) and match all books "
+                   "again?", default=False)
 
     code, result, messages = run_rematch(cfg, confirm=confirm)
     for m in messages:

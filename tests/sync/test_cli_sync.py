@@ -11,6 +11,7 @@ from tests.conftest import cli_json, run_cli
 from tests.sync.conftest import make_config, make_env, open_store, scan_into
 
 ZERO = {"synced": 0, "failed": 0, "skipped": 0}
+QUEUES = ("sessions", "annotations", "ratings", "bookmarks", "progress")
 
 
 def test_sync_json_success_and_summary(home, kobo, emu):
@@ -43,7 +44,7 @@ def test_sync_offline_json(home, kobo, emu):
     code, data = cli_json("sync", "--json", env=make_env(url))
     assert code == 3
     assert data["offline"] is True
-    assert all(data[q] == ZERO for q in data if q != "offline")
+    assert all(data[q] == ZERO for q in QUEUES)
 
 
 def test_sync_without_url_is_usage_error(home):
@@ -65,11 +66,12 @@ def test_sync_lock_held_exit_4(home, emu):
         assert holder.stdout.readline().strip() == "held"
         code, data = cli_json("sync", "--json", env=make_env(emu.base_url))
         assert code == 4
-        assert data["offline"] is False and all(data[q] == ZERO for q in data if q != "offline")
+        assert data["offline"] is False and all(data[q] == ZERO for q in QUEUES)
         proc = run_cli("sync", env=make_env(emu.base_url))
         assert proc.returncode == 4 and "sync already in progress" in proc.stderr
         code, data = cli_json("match", "--json", env=make_env(emu.base_url))
-        assert code == 4 and data == {"matched": 0, "still_unmatched": 0}
+        assert code == 4 and data["matched"] == 0 and data["still_unmatched"] == 0
+        assert data["error"]["type"] == "locked" and data["exit_code"] == 4
     finally:
         holder.kill()
         holder.wait()
@@ -94,7 +96,8 @@ def test_match_offline(home, emu):
     url = emu.base_url
     emu.stop()
     code, data = cli_json("match", "--json", env=make_env(url))
-    assert code == 1 and data == {"matched": 0, "still_unmatched": 0}
+    assert code == 1 and data["matched"] == 0 and data["still_unmatched"] == 0
+    assert data["error"]["type"] == "offline" and url in data["error"]["message"]
 
 
 def test_rematch_needs_yes_without_terminal(home, kobo, emu):

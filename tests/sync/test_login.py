@@ -78,8 +78,13 @@ def test_login_needs_url_and_account(home):
                    input="x\n").returncode == 2
 
 
-def test_login_server_unreachable_still_stores(home, fake_keyring):
+def test_login_server_unreachable_stores_nothing_unless_no_check(home, fake_keyring):
     proc = run_cli("login", "--url", "http://127.0.0.1:9", "--username", "demo",
                    "--password-stdin", input="pw\n")
+    assert proc.returncode == 2
+    assert "http://127.0.0.1:9" in proc.stderr and "refused" in proc.stderr
+    assert not (home / "config.toml").exists()
+    proc = run_cli("login", "--url", "http://127.0.0.1:9", "--username", "demo",
+                   "--password-stdin", "--no-check", input="pw\n")
     assert proc.returncode == 0
-    assert "not checked" in proc.stderr
+    assert "Nothing was checked" in proc.stderr

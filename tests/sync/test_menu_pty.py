@@ -19,11 +19,11 @@ DOWN, UP, ENTER, ESC, SPACE = "\x1b[B", "\x1b[A", "\r", "\x1b", " "
 
 
 class Screen:
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], args: tuple[str, ...] = ("menu",)):
         full = dict(os.environ)
         full.update(env)
         full["PROMPT_TOOLKIT_NO_CPR"] = "1"
-        self.child = pexpect.spawn(sys.executable, ["-m", "booklore_sync", "menu"], env=full,
+        self.child = pexpect.spawn(sys.executable, ["-m", "booklore_sync", *args], env=full,
                                    encoding="utf-8", dimensions=(40, 120), timeout=15)
         self.text = ""
 
@@ -79,8 +79,8 @@ class Screen:
 def screen_factory():
     screens = []
 
-    def make(env):
-        s = Screen(env)
+    def make(env, args=("menu",)):
+        s = Screen(env, args)
         screens.append(s)
         return s
 
@@ -136,7 +136,7 @@ def test_view_clear_pending_and_clear_cache(home, screen_factory):
     assert "Annotations" not in text.split("Clear which pending queues?")[1]
     screen.keys(ENTER)  # keep the pre-selection
     screen.wait_for("Clear Selected")
-    screen.keys(ENTER)
+    screen.choose("Clear Selected")  # Cancel has the pointer: Enter alone discards nothing
     text = screen.wait_for("Sync & Cache")
     assert "Cleared 3 pending sessions." in text
     text += screen.read()
@@ -198,7 +198,7 @@ def test_menu_match_manual_from_terminal(home, emu, screen_factory):
     screen.choose("Match Unmatched Books (1)")
     text = screen.wait_for("Match them manually?")
     assert "No new matches found (1 still unmatched)" in text
-    screen.keys("y")
+    screen.keys("y", ENTER)  # a confirmation needs Enter
     text = screen.wait_for("Skip this book")
     assert "Leaves of Grass" in text and "(100%)" in text
     assert "Search again" in text and "Enter a BookLore ID" in text and "Stop" in text

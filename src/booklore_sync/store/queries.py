@@ -54,3 +54,9 @@ def summary(conn: sqlite3.Connection) -> dict:
         "pending": queue_counts(conn),
         "progress_history": progress_history_count(conn),
     }
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    """The store's schema version (the highest applied migration)."""
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return None if row is None or row[0] is None else int(row[0])

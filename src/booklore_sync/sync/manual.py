@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from booklore_sync.store import BookRow
 from booklore_sync.sync.matcher import Candidate, Matcher, search_term
@@ -41,9 +41,17 @@ def describe(book: BookRow) -> str:
     return f"{name}{extra}"
 
 
+Commit = Callable[[BookRow, int, "float | None"], bool]
+
+
 def manual_match(matcher: Matcher, prompter: Prompter,
-                 on_match: Callable[[BookRow, int], None] | None = None) -> ManualResult:
-    """Step through the unmatched books; ``on_match`` uploads a confirmed book's items."""
+                 on_match: Callable[[BookRow, int], None] | None = None,
+                 commit: Commit | None = None) -> ManualResult:
+    """Step through the unmatched books.
+
+    A confirmed choice is stored by ``commit(book, book_id, score)`` when given (it
+    takes the store's lock, stores the match and uploads the book's items; False when
+    it could not), else by the matcher, followed by ``on_match``."""
     result = ManualResult(matched=[], skipped=0, stopped=False)
     books = matcher.store.books(unmatched_only=True)
     for index, book in enumerate(books, 1):
@@ -55,8 +63,9 @@ def manual_match(matcher: Matcher, prompter: Prompter,
                 prompter.say(f"No BookLore book matches {term!r}.")
             choice = prompter.choose(book, term, candidates)
             if isinstance(choice, Candidate):
-                _confirm(matcher, book, choice.book_id, choice.score, result, on_match)
-                prompter.say(f"Matched to BookLore book {choice.book_id}: {choice.title}")
+                if _confirm(matcher, book, choice.book_id, choice.score, result, on_match,
+                            commit):
+                    prompter.say(f"Matched to BookLore book {choice.book_id}: {choice.title}")
                 break
             if choice == SKIP:
                 result.skipped += 1
@@ -84,44 +93,55 @@ def manual_match(matcher: Matcher, prompter: Prompter,
                 if found is None:
                     prompter.say(f"BookLore has no book with ID {book_id}.")
                     continue
-                _confirm(matcher, book, book_id, None, result, on_match)
-                prompter.say(f"Matched to BookLore book {book_id}: {found.title or ''}")
+                if _confirm(matcher, book, book_id, None, result, on_match, commit):
+                    prompter.say(f"Matched to BookLore book {book_id}: {found.title or ''}")
                 break
     return result
 
 
 def _confirm(matcher: Matcher, book: BookRow, book_id: int, score: float | None,
-             result: ManualResult, on_match: Callable[[BookRow, int], None] | None) -> None:
-    matcher.confirm(book.id, book_id, method="manual", confidence=score)
+             result: ManualResult, on_match: Callable[[BookRow, int], None] | None,
+             commit: Commit | None) -> bool:
+    if commit is not None:
+        if not commit(book, book_id, score):
+            return False
+    else:
+        matcher.confirm(book.id, book_id, method="manual", confidence=score)
     result.matched.append((book.id, book_id))
     if on_match is not None:
         on_match(book, book_id)
+    return True
+
+
+WEAK_SCORE = 0.5  # below it, Skip this book is the pre-selected choice (spec §4.3)
 
 
 class TerminalPrompter:
-    """questionary dialogs on the terminal."""
-
-    def __init__(self) -> None:
-        import questionary
-
-        self.q = questionary
+    """questionary dialogs on the terminal that cannot misfire (spec §4.3): every answer
+    needs Enter, typed-ahead keys are discarded before each question, Esc and q leave a
+    list or confirmation (as Stop / No), a weak best candidate pre-selects Skip."""
 
     def confirm(self, message: str) -> bool:
-        return bool(self.q.confirm(message, default=True).ask())
+        from booklore_sync.interactive import confirm
+
+        return confirm(message, default=True)
 
     def choose(self, book: BookRow, term: str, candidates: list[Candidate]) -> Candidate | str:
-        choices: list[Any] = [self.q.Choice(c.label(), value=c) for c in candidates]
-        choices += [
-            self.q.Choice("Skip this book", value=SKIP),
-            self.q.Choice("Search again", value=SEARCH_AGAIN),
-            self.q.Choice("Enter a BookLore ID", value=ENTER_ID),
-            self.q.Choice("Stop", value=STOP),
-        ]
-        answer = self.q.select(f"Results for {term!r}:", choices=choices).ask()
+        from booklore_sync.interactive import choice, select
+
+        weak = not candidates or max(c.score for c in candidates) < WEAK_SCORE
+        skip = choice("Skip this book", SKIP)
+        picks = [choice(c.label(), c) for c in candidates]
+        rest = [choice("Search again", SEARCH_AGAIN), choice("Enter a BookLore ID", ENTER_ID),
+                choice("Stop", STOP)]
+        choices = [skip, *picks, *rest] if weak else [*picks, skip, *rest]
+        answer = select(f"Results for {term!r}:", choices)
         return STOP if answer is None else answer
 
     def text(self, message: str, default: str = "") -> str | None:
-        return self.q.text(message, default=default).ask()
+        from booklore_sync.interactive import text
+
+        return text(message, default)
 
     def say(self, message: str) -> None:
         print(message, flush=True)

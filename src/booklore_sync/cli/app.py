@@ -1,0 +1,72 @@
+"""The Typer application and its top-level options."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from booklore_sync import __version__
+
+SETUP, DAILY, MAINTENANCE, TOOLS = "Set-up", "Daily", "Maintenance", "Tools"
+JSON_HELP = "Print one JSON object on stdout (messages go to stderr)."
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=True,
+    # a traceback must never show local variables: they may hold a password or a token
+    pretty_exceptions_show_locals=False,
+    help="Deliver KOReader reading data (sessions, highlights, notes, bookmarks, ratings, "
+    "progress) to a BookLore server, exactly once.",
+    epilog="Every command also takes -v/--verbose (one stderr line per request), "
+    "-q/--quiet and --json, before or after its name.\n\n"
+    "Examples:\n\n  booklore-sync login --url http://booklore.local:6060 --username me "
+    "--koreader-username me\n\n  booklore-sync scan /media/KOBOeReader\n\n"
+    "  booklore-sync sync\n\n  booklore-sync menu",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    options_metavar="[OPTIONS]",
+)
+advanced_app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
+                           help="Re-match all books; clear synced history.")
+app.add_typer(advanced_app, name="advanced", rich_help_panel="Maintenance")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"booklore-sync {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _top(
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True,
+        help="Print booklore-sync and its version, then exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="One stderr line per request (method, path, status, "
+                                 "time); for status, the pending items by book."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="Only errors on stderr: no progress bars or notices."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Deliver KOReader reading data to a BookLore server, exactly once."""
+
+
+def _no_flag_metavar() -> None:
+    """Flags take no value: show no ``<bool>`` beside them in the help."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "_booklore_sync", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag or self.is_bool_flag:
+            return None
+        return original(self, ctx)
+
+    display_type_rich._booklore_sync = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_flag_metavar()

@@ -1,0 +1,258 @@
+"""Maintenance commands: books, link, clear-pending, clear-cache, advanced …"""
+
+from __future__ import annotations
+
+import typer
+
+from booklore_sync.actions.base import ActionError
+from booklore_sync.cli.app import JSON_HELP, MAINTENANCE, advanced_app, app
+from booklore_sync.cli.common import (
+    G,
+    checked_url,
+    err,
+    fail,
+    is_interactive,
+    load_config,
+    note,
+    out_json,
+    usage,
+)
+from booklore_sync.store import QUEUES
+
+HISTORY_WARNING = (
+    "Warning: synced history is what stops an item being sent twice. Clearing a ledger lets "
+    "the next scan queue those items again; the next sync then settles what the server "
+    "still holds and sends again what it no longer has. Clearing the discarded list lets "
+    "the next scan queue items you cleared from the pending queues. Pending queues are not "
+    "touched (use Clear Pending for those)."
+)
+
+
+def _ask(question: str) -> bool:
+    from booklore_sync.interactive import confirm
+
+    return confirm(question, default=False)
+
+
+@app.command(rich_help_panel=MAINTENANCE, epilog="Examples:\n\n  booklore-sync books\n\n"
+             "  booklore-sync books --unmatched --json")
+def books(
+    unmatched: bool = typer.Option(False, "--unmatched", help="Only books without a BookLore ID."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List the cached books: path, fingerprint, BookLore ID (or -), how matched, pending counts."""
+    from booklore_sync.actions.base import session
+    from booklore_sync.actions.books import list_books
+
+    cfg = load_config()
+    found = []
+    if cfg.store_path.exists():
+        try:
+            with session(cfg, lock=False, client=False) as s:
+                found = list_books(s.store, unmatched_only=unmatched)
+        except ActionError as exc:
+            fail(exc)
+    if G.json:
+        out_json({"books": [b.to_json() for b in found]})
+        return
+    if not found:
+        typer.echo("No books cached" + (" without a match" if unmatched else "")
+                   + ". Run `booklore-sync scan SOURCE` first." if not unmatched else ".")
+        return
+    for b in found:
+        pending = ", ".join(f"{n}{q[0].upper()}" for q, n in b.pending.items() if n)
+        typer.echo(f"{b.fingerprint}  {b.book_id if b.book_id is not None else '-':>6}  "
+                   f"{b.matched_by or '-':<11}  {b.path or b.title or ''}"
+                   + (f"  [{pending}]" if pending else ""))
+
+
+@app.command(rich_help_panel=MAINTENANCE, epilog="Examples:\n\n  booklore-sync link "
+             "59d481d168cca6267322f150c5f6a2a3 42\n\n  booklore-sync link "
+             "/mnt/onboard/Books/leaves.epub 42\n\n  booklore-sync link \"Leaves of Grass\" 42")
+def link(
+    book: str = typer.Argument(..., help="A fingerprint, a local or device path, a file name, "
+                               "or a title of a cached book."),
+    booklore_id: int = typer.Argument(..., help="The BookLore book ID."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Match one cached book to a BookLore book ID by hand (its items go with the next sync)."""
+    from booklore_sync.actions.match import link_book
+
+    cfg = load_config()
+    checked_url(cfg)
+    try:
+        result = link_book(cfg, book, booklore_id)
+    except ActionError as exc:
+        fail(exc)
+    if G.json:
+        out_json(result.to_json())
+    else:
+        typer.echo(result.message)
+
+
+def _selected(flags: dict[str, bool], all_flag: bool, names: tuple[str, ...]) -> list[str]:
+    if all_flag:
+        return list(names)
+    return [name for name in names if flags.get(name)]
+
+
+@app.command("clear-pending", rich_help_panel=MAINTENANCE, epilog="Examples:\n\n"
+             "  booklore-sync clear-pending\n\n  booklore-sync clear-pending --sessions --yes")
+def clear_pending(
+    sessions: bool = typer.Option(False, "--sessions", help="Clear pending sessions."),
+    annotations: bool = typer.Option(False, "--annotations", help="Clear pending annotations."),
+    ratings: bool = typer.Option(False, "--ratings", help="Clear pending ratings."),
+    bookmarks: bool = typer.Option(False, "--bookmarks", help="Clear pending bookmarks."),
+    progress: bool = typer.Option(False, "--progress", help="Clear pending progress updates."),
+    all_: bool = typer.Option(False, "--all", help="Clear all five queues."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Clear Pending: permanently discard queued items (no undo)."""
+    from booklore_sync.actions import clear
+
+    cfg = load_config()
+    flags = {"sessions": sessions, "annotations": annotations, "ratings": ratings,
+             "bookmarks": bookmarks, "progress": progress}
+    chosen = _selected(flags, all_, QUEUES)
+    interactive = is_interactive() and not G.json
+    if not chosen:
+        if not interactive:
+            usage("name the queues to clear (--sessions, --annotations, --ratings, "
+                  "--bookmarks, --progress or --all); the checklist needs a terminal")
+        from booklore_sync.menu import clear_pending_dialog
+
+        clear_pending_dialog(cfg)
+        return
+    if not yes:
+        if not interactive:
+            usage("clearing pending items cannot be undone; add --yes to confirm "
+                  "(no terminal to ask on)")
+        counts = clear.pending_counts(cfg)
+        what = ", ".join(f"{counts[q]} {q}" for q in chosen)
+        if not _ask(f"Permanently discard {what}? They will not be uploaded to BookLore. "
+                    "There is no undo."):
+            err("Cancelled; nothing was cleared.")
+            return
+    try:
+        result = clear.clear_pending(cfg, chosen)
+    except ActionError as exc:
+        fail(exc)
+    if G.json:
+        out_json(result.to_json())
+        return
+    for q in chosen:
+        typer.echo(f"Cleared {result.counts[q]} pending {q}.")
+
+
+@app.command("clear-cache", rich_help_panel=MAINTENANCE,
+             epilog="Example:\n\n  booklore-sync clear-cache")
+def clear_cache(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Clear Cache: remove every cached book at once (queues, history and manual links stay; the next scan rebuilds it)."""
+    from booklore_sync.actions import clear
+
+    cfg = load_config()
+    try:
+        result = clear.clear_cache(cfg)
+    except ActionError as exc:
+        fail(exc)
+    if G.json:
+        out_json(result.to_json())
+        return
+    kept = (f"; {result.links_kept} manual link{'s are' if result.links_kept != 1 else ' is'}"
+            " kept" if result.links_kept else "")
+    typer.echo(f"Cleared the book cache ({result.cleared} books){kept}. Run "
+               "`booklore-sync scan` to rebuild it.")
+
+
+@advanced_app.command("rematch-all", epilog="Example:\n\n  booklore-sync advanced "
+                      "rematch-all --yes")
+def rematch_all(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Re-match All Books in Cache: forget every stored book ID (manual links included) and resolve them again."""
+    from booklore_sync.actions.match import run_rematch
+
+    if not yes and (not is_interactive() or G.json):
+        usage("this forgets every stored book ID (manual links included); add --yes to "
+              "confirm (no terminal to ask on)")
+    cfg = load_config()
+    checked_url(cfg)
+    shown: list[str] = []
+
+    def confirm(warnings: list[str]) -> bool:
+        for w in warnings:
+            note(w)
+        shown.extend(warnings)
+        return yes or _ask("Forget every stored book ID (manual links included) and match "
+                           "all books again?")
+
+    code, result, messages = run_rematch(cfg, confirm=confirm)
+    rest = [m for m in messages if m not in shown]
+    if code != 0 and rest:
+        kind = "locked" if code == 4 else ("config" if code == 2 else "offline")
+        fail(ActionError(kind, rest[-1], code))
+    for m in rest:
+        note(m)
+    if result is None:
+        if G.json:
+            out_json({"rematched": 0, "changed": 0, "now_unmatched": 0})
+        return
+    if G.json:
+        out_json({"rematched": result.rematched, "changed": result.changed,
+                  "now_unmatched": result.now_unmatched})
+        return
+    typer.echo(f"Re-matched: {result.rematched}; changed: {result.changed}; now unmatched: "
+               f"{result.now_unmatched}; newly matched: {result.newly_matched}; "
+               f"still unmatched: {result.unmatched}.")
+
+
+@advanced_app.command("clear-history", epilog="Examples:\n\n  booklore-sync advanced "
+                      "clear-history --sessions --yes\n\n  booklore-sync advanced clear-history "
+                      "--discarded --yes")
+def clear_history(
+    sessions: bool = typer.Option(False, "--sessions", help="Historical sessions."),
+    annotations: bool = typer.Option(False, "--annotations", help="Synced annotations."),
+    bookmarks: bool = typer.Option(False, "--bookmarks", help="Synced bookmarks."),
+    ratings: bool = typer.Option(False, "--ratings", help="Rating sync history."),
+    progress: bool = typer.Option(False, "--progress", help="Synced progress."),
+    discarded: bool = typer.Option(False, "--discarded",
+                                   help="The list of items discarded by Clear Pending."),
+    all_: bool = typer.Option(False, "--all", help="The five ledgers (not --discarded)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Clear synced-history ledgers (pending queues are not touched)."""
+    from booklore_sync.actions import clear
+    from booklore_sync.menu import HISTORY_LABELS, clear_history_dialog
+
+    cfg = load_config()
+    flags = {"sessions": sessions, "annotations": annotations, "bookmarks": bookmarks,
+             "ratings": ratings, "progress": progress}
+    chosen = _selected(flags, all_, clear.HISTORY_CHOICES)
+    if discarded:
+        chosen.append("discarded")
+    interactive = is_interactive() and not G.json
+    if not chosen:
+        if not interactive:
+            usage("name the ledgers to clear (--sessions, --annotations, --bookmarks, "
+                  "--ratings, --progress, --discarded or --all); the dialog needs a terminal")
+        clear_history_dialog(cfg)
+        return
+    err(HISTORY_WARNING)
+    if not yes:
+        if not interactive:
+            usage("add --yes to confirm (no terminal to ask on)")
+        if not _ask("Clear the selected history?"):
+            err("Cancelled; nothing was cleared.")
+            return
+    try:
+        result = clear.clear_history(cfg, chosen)
+    except ActionError as exc:
+        fail(exc)
+    if G.json:
+        out_json(result.to_json())
+        return
+    for name in chosen:
+        typer.echo(f"Cleared {result.counts[name]} rows of {HISTORY_LABELS[name].lower()}.")

@@ -1,0 +1,156 @@
+"""Words for results: the one place that turns reports into lines for a person
+(the command line, the terminal menu, `watch` and `demo` all use it)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from booklore_sync.store.queries import LETTERS, QUEUES
+from booklore_sync.sync.report import SyncReport
+
+ACCOUNT_LABELS = {"booklore": "BookLore account", "koreader": "KOReader account"}
+ACCOUNT_VARS = {"booklore": "BOOKLORE_USERNAME / BOOKLORE_PASSWORD",
+                "koreader": "BOOKLORE_KOREADER_USERNAME / BOOKLORE_KOREADER_PASSWORD"}
+LOGIN_FIX = "run `booklore-sync login`"
+MENU_MATCH_FIX = "use Match Unmatched Books"
+QUEUE_NAMES = {"sessions": "Sessions", "annotations": "Annotations", "ratings": "Ratings",
+               "bookmarks": "Bookmarks", "progress": "Progress updates"}
+_NOTHING_SENT = re.compile(r"\s*\(nothing was sent\)", re.I)
+
+
+def for_menu(line: str) -> str:
+    """In the menu, point to its own entry instead of the command."""
+    return line.replace("run `booklore-sync match`", MENU_MATCH_FIX)
+
+
+def _offline_detail(report: SyncReport) -> str:
+    for m in report.messages:
+        if m.startswith("offline — nothing sent (") and m.endswith(")"):
+            return _NOTHING_SENT.sub("", m[len("offline — nothing sent ("):-1])
+    return ""
+
+
+def sync_problems(report: SyncReport, url: str | None) -> list[str]:
+    """One line per problem class that stopped items, each with its fix (stderr)."""
+    lines: list[str] = []
+    if report.locked:
+        return [f"Error: {m}" if not m.startswith("Error") else m for m in report.messages]
+    if report.offline:
+        detail = _offline_detail(report)
+        where = url or "the server"
+        lines.append(f"Offline: cannot reach {where}" + (f" ({detail})" if detail else "")
+                     + "; nothing was sent.")
+    for m in report.messages:
+        if m.startswith("offline — "):
+            continue
+        lines.append(m)
+    lines += [f"Error: {e}" for e in report.config_errors]
+    for account in sorted(report.missing_accounts):
+        lines.append(f"Error: the {ACCOUNT_LABELS[account]} is not configured, so the items "
+                     f"that need it stay queued; {LOGIN_FIX} (or set {ACCOUNT_VARS[account]}).")
+    for _account, message in sorted(report.rejected_accounts.items()):
+        text = message.rstrip(".")
+        lines.append(f"Error: {text}; {LOGIN_FIX}." if LOGIN_FIX not in text else f"Error: {text}")
+    return lines
+
+
+def queue_lines(report: SyncReport) -> list[str]:
+    """``S: 12 synced, 1 failed, 2 skipped`` for each queue that had anything."""
+    lines = []
+    for q in QUEUES:
+        t = report.queues[q]
+        if not (t.synced or t.failed or t.skipped):
+            continue
+        parts = [f"{t.synced} synced"]
+        if t.failed:
+            parts.append(f"{t.failed} failed")
+        if t.skipped:
+            parts.append(f"{t.skipped} skipped")
+        lines.append(f"{LETTERS[q]}: {', '.join(parts)}")
+    return lines
+
+
+def reason_lines(report: SyncReport) -> list[str]:
+    """Each distinct failure or skip reason once, over all queues, with its count."""
+    failed: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    for q in QUEUES:
+        failed.update(report.queues[q].fail_reasons)
+        skipped.update(report.queues[q].skip_reasons)
+    rejected = {a for a in report.rejected_accounts}
+    lines = []
+    for why, n in failed.most_common():
+        if rejected and any(ACCOUNT_LABELS[a].split()[0] in why for a in rejected):
+            continue  # said once above, with its fix
+        lines.append(f"  {n} failed: {why}")
+    for why, n in skipped.most_common():
+        lines.append(f"  {n} skipped: {why}")
+    return lines
+
+
+def sync_summary(report: SyncReport) -> list[str]:
+    lines = queue_lines(report)
+    if not lines:
+        return ["Nothing to sync: all queues are empty."]
+    return lines + reason_lines(report)
+
+
+def toast(report: SyncReport) -> str:
+    skipped = sum(report.queues[q].skipped for q in QUEUES)
+    return f"Synced {report.synced} items, {report.failed} failed, {skipped} skipped."
+
+
+def dry_run_lines(data: dict[str, Any]) -> list[str]:
+    lines = []
+    for q in QUEUES:
+        c = data[q]
+        if c["would_send"] or c["already_there"] or c["skipped"]:
+            lines.append(f"{LETTERS[q]}: would send {c['would_send']}, already there "
+                         f"{c['already_there']}, skipped {c['skipped']}")
+    return lines or ["Nothing would be sent: all queues are empty."]
+
+
+# ------------------------------------------------------------------ status
+def status_text(data: dict[str, Any]) -> str:
+    cache = data["book_cache"]
+    lines = [
+        "Book cache",
+        f"  Total books seen: {cache['total']}",
+        f"  Matched:          {cache['matched']}",
+        f"  Unmatched:        {cache['unmatched']}",
+        "Pending uploads",
+    ]
+    width = max(len(n) for n in QUEUE_NAMES.values()) + 1
+    for q in QUEUES:
+        lines.append(f"  {(QUEUE_NAMES[q] + ':').ljust(width)} {data['pending'][q]}")
+    lines += ["Progress history", f"  Synced progress rows: {data['progress_history']}"]
+    books = data.get("books")
+    if books is not None:
+        lines.append("Pending items")
+        if not books:
+            lines.append("  (none)")
+        for book in books:
+            lines += book_lines(book)
+    return "\n".join(lines)
+
+
+def book_lines(book: dict[str, Any]) -> list[str]:
+    """At most 6 lines: a header, then one line per non-empty queue."""
+    where = f"BookLore {book['book_id']}" if book.get("book_id") is not None else "unmatched"
+    out = [f"  {book['title'] or book['fingerprint']}  [{book['fingerprint'][:8]}]  {where}"]
+    for q in QUEUES:
+        n = book["pending"].get(q, 0)
+        if not n:
+            continue
+        reasons = [r for r in book["reasons"] if r["queue"] == q]
+        why = "; ".join(f"{r['reason']} ({r['count']})" if len(reasons) > 1 or r["count"] > 1
+                        else r["reason"] for r in reasons)
+        retries = book.get("max_retries", {}).get(q, 0)
+        out.append(f"    {q}: {n}, retries up to {retries} — {why}")
+    return out
+
+
+def match_summary(matched: int, still_unmatched: int) -> str:
+    return f"{matched} newly matched, {still_unmatched} still unmatched."

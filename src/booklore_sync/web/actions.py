@@ -443,8 +443,7 @@ class WatchLoop:
     def _log(self, line: str) -> None:
         if self._echo is not None:
             self._echo(line)
-        _stamp, _, rest = line.partition(" ")
-        _clock, _, rest = rest.partition(" ")
+        _stamp, _, rest = line.partition(" ")  # the ISO time with its offset, then the parts
         if rest.startswith("watch:"):
             return
         parts = rest.split(" | ")

@@ -80,7 +80,8 @@ def extract_items(sidecar: Mapping[str, Any]) -> tuple[list[Item], list[str]]:
     if "annotations" in sidecar:
         return _current(sidecar.get("annotations"))
     if "bookmarks" in sidecar or "highlight" in sidecar:
-        return _legacy(sidecar.get("bookmarks"), sidecar.get("highlight"))
+        return _legacy(sidecar.get("bookmarks"), sidecar.get("highlight"),
+                       sidecar.get("highlights_imported") is True)
     return [], []
 
 
@@ -119,18 +120,22 @@ def _current(raw: Any) -> tuple[list[Item], list[str]]:
     return items, problems
 
 
-def _legacy(bookmarks: Any, highlight: Any) -> tuple[list[Item], list[str]]:
+def _highlight_pages(highlight: Any) -> list[tuple[Any, Any]]:
+    if isinstance(highlight, Mapping):
+        return list(highlight.items())
+    if isinstance(highlight, list):
+        return list(enumerate(highlight, 1))
+    return []
+
+
+def _legacy(bookmarks: Any, highlight: Any,
+            highlights_imported: bool = True) -> tuple[list[Item], list[str]]:
     items: list[Item] = []
     problems: list[str] = []
     # highlight: page → list of entries; index by datetime
     hl_by_dt: dict[str, list[Mapping[str, Any]]] = {}
-    if isinstance(highlight, Mapping):
-        pages = highlight.values()
-    elif isinstance(highlight, list):
-        pages = highlight
-    else:
-        pages = []
-    for entries in pages:
+    pages = _highlight_pages(highlight)
+    for _page, entries in pages:
         for h in as_list(entries):
             if isinstance(h, Mapping) and isinstance(h.get("datetime"), str):
                 hl_by_dt.setdefault(h["datetime"], []).append(h)
@@ -173,7 +178,45 @@ def _legacy(bookmarks: Any, highlight: Any) -> tuple[list[Item], list[str]]:
                 chapter=_nonempty(b.get("chapter")), page=page, pos0=None, pos1=None,
                 paged=_paged(page, pos0), legacy=True,
             ))
+    if not highlights_imported:
+        known = {it.datetime for it in items}
+        items.extend(_pre2014(pages, known, problems))
     return items, problems
+
+
+def _pre2014(pages: list[tuple[Any, Any]], known: set[str],
+             problems: list[str]) -> list[Item]:
+    """Highlights kept only in ``highlight`` (before 2014), imported as KOReader's
+    ``ReaderAnnotation`` imports them when ``highlights_imported`` is absent (§6.5)."""
+    items: list[Item] = []
+    for page_key, entries in pages:
+        for h in as_list(entries):
+            if not isinstance(h, Mapping):
+                continue
+            dt = _str(h.get("datetime"))
+            if not dt or dt in known:
+                continue
+            pos0, pos1 = h.get("pos0"), h.get("pos1")
+            if isinstance(pos0, str):
+                page: Any = pos0
+            elif _is_mapping(pos0):
+                page = page_key
+                pos0 = {**pos0, "page": pos0.get("page", page_key)}
+                if _is_mapping(pos1):
+                    pos1 = {**pos1, "page": pos1.get("page", page_key)}
+            else:
+                problems.append(f"highlight of {dt} has no position: skipped, as KOReader "
+                                "skips it")
+                continue
+            known.add(dt)
+            items.append(Item(
+                kind="highlight", datetime=dt, text=_str(h.get("text")), note=None,
+                chapter=_nonempty(h.get("chapter")), color=_nonempty(h.get("color")),
+                drawer=_nonempty(h.get("drawer")) or "lighten", page=page, pos0=pos0,
+                pos1=pos1 if pos1 is not None else pos0, paged=_paged(page, pos0),
+                legacy=True,
+            ))
+    return items
 
 
 # --------------------------------------------------------------- conversions

@@ -68,8 +68,9 @@ def find_layout(source: str | os.PathLike[str]) -> Layout:
 
 
 def _is_file(p: Path) -> bool:
+    """Something named so (a damaged file, a broken link: reading it reports it)."""
     try:
-        return p.is_file()
+        return os.path.lexists(p) and not p.is_dir()
     except (OSError, ValueError):
         return False
 

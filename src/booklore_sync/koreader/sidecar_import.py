@@ -141,6 +141,10 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
     if chosen.data is None or chosen.candidate is None:
         return
     data = chosen.data
+    damaged = [k for k in data if isinstance(k, str) and not _utf8(k)]
+    if damaged:
+        ctx.report.warn(chosen.candidate.path, "keys with invalid UTF-8 ignored (a damaged "
+                        f"file?): {', '.join(display_text(repr(k)) for k in damaged[:5])}")
     book_path = g.book_path
     doc_path = data.get("doc_path") if isinstance(data.get("doc_path"), str) else None
     if book_path is None or not ctx.is_file(book_path):
@@ -283,3 +287,11 @@ def import_book(ctx: ScanContext, g: SidecarGroup, cand: Candidate, data: dict[s
 def _book_token(book: ScannedBook) -> str:
     return _BOOK_TOKEN.encode({"p": book.primary, "c": book.candidates, "t": book.book_type,
                                "n": book.title, "a": book.authors})
+
+
+def _utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

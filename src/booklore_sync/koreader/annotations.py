@@ -199,10 +199,10 @@ def _pre2014(pages: list[tuple[Any, Any]], known: set[str],
             pos0, pos1 = h.get("pos0"), h.get("pos1")
             if isinstance(pos0, str):
                 page: Any = pos0
-            elif _is_mapping(pos0):
+            elif isinstance(pos0, Mapping):
                 page = page_key
                 pos0 = {**pos0, "page": pos0.get("page", page_key)}
-                if _is_mapping(pos1):
+                if isinstance(pos1, Mapping):
                     pos1 = {**pos1, "page": pos1.get("page", page_key)}
             else:
                 problems.append(f"highlight of {dt} has no position: skipped, as KOReader "

@@ -165,6 +165,23 @@ class _Walk:
                 g.candidates.append(Candidate("legacy", _child(sdr, name), st.st_mtime))
 
 
+def _none(_ext: str) -> None:
+    return None
+
+
+def _book_beside(folder: Path, base: str) -> Callable[[str], Path | None]:
+    """Doc mode: ``Foo.sdr`` + ``metadata.<ext>.lua`` → ``Foo.<ext>`` beside it."""
+    def book_of(ext: str) -> Path | None:
+        return _child(folder, base if ext == "_" else f"{base}.{ext}")
+    return book_of
+
+
+def _hash_key(h: str) -> Callable[[Path | None, str], str]:
+    def key_of(_book: Path | None, _ext: str) -> str:
+        return "hash:" + h
+    return key_of
+
+
 def _path_key(book: Path | None, _ext: str) -> str:
     return "path:" + _nfc(str(book))
 
@@ -235,10 +252,8 @@ def _walk_tree(w: _Walk, root: str, skip: str | None,
                     if dpath is None:
                         dpath = Path(d)
                     # dpath / name is Path(e.path); the book beside it likewise
-                    w.scan_sdr(_child(dpath, name), sub, "doc",
-                               lambda ext, d=dpath, b=name[:-4]: _child(
-                                   d, b if ext == "_" else f"{b}.{ext}"),
-                               _path_key, lambda ext: None)
+                    w.scan_sdr(_child(dpath, name), sub, "doc", _book_beside(dpath, name[:-4]),
+                               _path_key, _none)
                 else:
                     stack.append((e.path, False))
                 continue
@@ -312,8 +327,8 @@ def _walk_hashdocsettings(w: _Walk) -> None:
             h = m.group(1)
             sub = w.enter(sdr_entry.path)
             if sub is not None:
-                w.scan_sdr(Path(sdr_entry.path), sub, "hash", lambda ext: None,
-                           lambda book, ext, h=h: "hash:" + h, lambda ext: None, hash_value=h)
+                w.scan_sdr(Path(sdr_entry.path), sub, "hash", _none, _hash_key(h), _none,
+                           hash_value=h)
 
 
 # ------------------------------------------------------------------ step 4

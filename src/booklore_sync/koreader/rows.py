@@ -155,8 +155,8 @@ def queue_progress(ctx: ScanContext, data: Mapping[str, Any], fp: str, candidate
     lp = data.get("last_page")
     if isinstance(xp, str) and xp:
         progress = xp
-    elif _number(lp) is not None:
-        progress = str(int(lp))
+    elif (page := _number(lp)) is not None:
+        progress = str(int(page))
     else:
         return
     pct = math.floor(float(pf) * 10000) / 10000

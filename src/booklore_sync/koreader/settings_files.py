@@ -63,7 +63,8 @@ def read_settings(ctx: ScanContext) -> None:
     header = header_path(raw)
     kosync, _ = read_lua_with_backup(ctx, dd / "settings" / "kosync.lua")
     if isinstance(kosync, Mapping):
-        ks = kosync.get("settings") if isinstance(kosync.get("settings"), Mapping) else kosync
+        inner = kosync.get("settings")
+        ks: Mapping[str, Any] = inner if isinstance(inner, Mapping) else kosync
         host = ks.get("kosync_hostname")
         if isinstance(host, str) and host.strip():
             ctx.device_name = host.strip()

@@ -252,7 +252,8 @@ def import_book(ctx: ScanContext, g: SidecarGroup, cand: Candidate, data: dict[s
     for p in problems:
         report.warn(sidecar_path, p)
     needs_cfi = any(not it.paged for it in items)
-    doc_props = data.get("doc_props") if isinstance(data.get("doc_props"), Mapping) else {}
+    props = data.get("doc_props")
+    doc_props: Mapping[str, Any] = props if isinstance(props, Mapping) else {}
     needs_opf = not doc_props.get("identifiers") or not doc_props.get("title")
     if file_exists and is_epub and (needs_cfi or needs_opf):
         try:

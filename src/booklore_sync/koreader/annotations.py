@@ -75,6 +75,44 @@ def _paged(page: Any, pos0: Any) -> bool:
     return _is_mapping(pos0) or (_is_number(page) and not isinstance(pos0, str))
 
 
+#: the keys a sidecar's items come from, and the Lua type each must have (§6)
+_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
+    "annotations": ("table", (dict, list)), "bookmarks": ("table", (dict, list)),
+    "highlight": ("table", (dict, list)), "summary": ("table", (dict,)),
+    "doc_props": ("table", (dict,)), "percent_finished": ("number", (int, float)),
+    "last_percent": ("number", (int, float)), "last_page": ("number", (int, float)),
+    "last_xpointer": ("string", (str,)), "partial_md5_checksum": ("string", (str,)),
+    "doc_path": ("string", (str,)), "cre_dom_version": ("number", (int, float)),
+}
+_SUMMARY_TYPES = {"rating": ("number", (int, float)), "status": ("string", (str,)),
+                  "modified": ("string", (str,))}
+
+
+def _type_name(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return "table" if isinstance(v, (dict, list)) else type(v).__name__
+
+
+def type_problems(sidecar: Mapping[str, Any]) -> list[str]:
+    """Keys whose value has the wrong type (a damaged or hand-edited file): each is
+    ignored, and said so."""
+    out = []
+    for table, types in ((sidecar, _TYPES), (sidecar.get("summary"), _SUMMARY_TYPES)):
+        if not isinstance(table, Mapping):
+            continue
+        prefix = "" if table is sidecar else "summary."
+        for key, (want, kinds) in types.items():
+            v = table.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, kinds)):
+                out.append(f"{prefix}{key} is a {_type_name(v)}, not a {want}: ignored")
+    return out
+
+
 def extract_items(sidecar: Mapping[str, Any]) -> tuple[list[Item], list[str]]:
     """All annotations/bookmarks of a sidecar, and a list of problems (skipped entries)."""
     if "annotations" in sidecar:

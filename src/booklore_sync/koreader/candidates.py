@@ -49,6 +49,7 @@ class Chosen:
     data: dict[str, Any] | None
     raw: bytes
     errors: list[tuple[str, str]]         # (file, reason) of candidates tried and rejected
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # empty ones (warnings)
 
 
 
@@ -77,6 +78,7 @@ def choose_sidecar(group: SidecarGroup, file_times: bool,
                    read: Callable[[Path], bytes] | None = None) -> Chosen | None:
     """The newest valid candidate (§4.2); rejected ones are listed in ``errors``."""
     errors: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
     failed_primary: dict[str, str] = {}
     for cand in order_candidates(group.candidates, file_times):
         try:
@@ -90,6 +92,7 @@ def choose_sidecar(group: SidecarGroup, file_times: bool,
             failed_primary[str(cand.path)] = "unreadable"
             continue
         if not raw.strip():
+            skipped.append((str(cand.path), "empty file: skipped (KOReader ignores it)"))
             continue
         try:
             data = parse(raw, file=str(cand.path))
@@ -103,15 +106,17 @@ def choose_sidecar(group: SidecarGroup, file_times: bool,
                 reason = f"not a KOReader settings table (a {_lua_type(data)})"
                 errors.append((str(cand.path), reason))
                 failed_primary[str(cand.path)] = reason
+            else:
+                skipped.append((str(cand.path), "an empty table: skipped (KOReader ignores it)"))
             continue
         if cand.primary is not None and str(cand.primary) in failed_primary:
             for i, (f, reason) in enumerate(errors):
                 if f == str(cand.primary):
                     errors[i] = (f, f"{reason}; used the backup {cand.path.name} instead")
-        return Chosen(cand, data, raw, errors)
+        return Chosen(cand, data, raw, errors, skipped)
     if errors:
-        return Chosen(None, None, b"", errors)
-    return None
+        return Chosen(None, None, b"", errors, skipped)
+    return None  # only empty candidates: KOReader ignores them
 
 
 def _lua_type(value: Any) -> str:

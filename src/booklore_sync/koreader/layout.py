@@ -70,7 +70,7 @@ def find_layout(source: str | os.PathLike[str]) -> Layout:
 def _is_file(p: Path) -> bool:
     """Something named so (a damaged file, a broken link: reading it reports it)."""
     try:
-        return os.path.lexists(p) and not p.is_dir()
+        return os.path.lexists(p)
     except (OSError, ValueError):
         return False
 

@@ -135,12 +135,18 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
 
     chosen = choose_sidecar(g, ctx.file_times, read)
     if chosen is None:
+        for cand in g.candidates:
+            ctx.report.warn(cand.path, "an empty sidecar: skipped (KOReader ignores it)")
         return
     for f, reason in chosen.errors:
         ctx.report.error(f, reason)
     if chosen.data is None or chosen.candidate is None:
+        for f, reason in chosen.skipped:
+            ctx.report.warn(f, reason)
         return
     data = chosen.data
+    for problem in ann.type_problems(data):
+        ctx.report.warn(chosen.candidate.path, problem)
     damaged = [k for k in data if isinstance(k, str) and not _utf8(k)]
     if damaged:
         ctx.report.warn(chosen.candidate.path, "keys with invalid UTF-8 ignored (a damaged "

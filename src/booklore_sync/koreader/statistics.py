@@ -198,13 +198,19 @@ def open_statistics(path: str | os.PathLike[str],
         copy, hot = _copy_database(path, tmp)
         conn = _connect(copy, path, hot)
         try:
+            damaged = None
             try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                names = conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
-            except sqlite3.DatabaseError as exc:
-                raise StatisticsError(
-                    f"{path}: not a readable SQLite database ({exc})") from None
+                version, names = _schema(conn)
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                # a schema SQLite cannot parse (or whose error message is not UTF-8):
+                # read what can be read, without checking the schema (on the copy)
+                damaged = _error_text(exc)
+                try:
+                    conn.execute("PRAGMA writable_schema = ON")
+                    version, names = _schema(conn)
+                except (sqlite3.DatabaseError, UnicodeDecodeError) as exc2:
+                    raise StatisticsError(
+                        f"{path}: not a readable SQLite database ({_error_text(exc2)})") from None
             tables = {_text(r[0]) for r in names}
             if not isinstance(version, int):
                 version = 0
@@ -217,7 +223,10 @@ def open_statistics(path: str | os.PathLike[str],
                     f"{path}: not a KOReader statistics database (tables book/page_stat_data "
                     "missing)")
             if problems is not None:
-                if any("\ufffd" in t for t in tables):
+                if damaged is not None:
+                    problems.append(("warning", f"the database schema is damaged ({damaged}); "
+                                                "the tables that can still be read are used"))
+                elif any("\ufffd" in t for t in tables):
                     problems.append(("warning", "the schema text is not valid UTF-8 "
                                                 "(a damaged page?); the known tables are read"))
                 if version > SCHEMA_VERSION:
@@ -231,6 +240,20 @@ def open_statistics(path: str | os.PathLike[str],
             conn.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _schema(conn: sqlite3.Connection) -> tuple[Any, list[Any]]:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    names = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+    return version, names
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return exc.object.decode("utf-8", "replace") if isinstance(exc.object, bytes) \
+            else str(exc)
+    return str(exc)
 
 
 def _text(value: Any) -> str:
@@ -252,8 +275,8 @@ def schema_warning(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> st
 def read_books(conn: sqlite3.Connection, path: str = "statistics.sqlite3") -> dict[int, StatsBook]:
     try:
         rows = conn.execute("SELECT id, title, authors, md5 FROM book").fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise StatisticsError(f"{path}: cannot read table book ({exc})") from None
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        raise StatisticsError(f"{path}: cannot read table book ({_error_text(exc)})") from None
     out = {}
     for bid, title, authors, md5 in rows:
         if type(bid) is not int:
@@ -325,8 +348,8 @@ def iter_sessions(conn: sqlite3.Connection, gap: int, now: int,
             s.last_page, s.last_total = last_page, last_total
             s.final = now - max_end > gap
             yield s
-    except sqlite3.DatabaseError as exc:
-        raise StatisticsError(f"{path}: cannot read page_stat_data ({exc})") from None
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        raise StatisticsError(f"{path}: cannot read page_stat_data ({_error_text(exc)})") from None
     except (TypeError, ValueError) as exc:
         raise StatisticsError(f"{path}: unexpected values in page_stat_data ({exc})") from None
 
@@ -349,7 +372,7 @@ def derive_sessions(path: str | os.PathLike[str], settings: Mapping[str, Any], n
         if problems is not None:
             try:
                 bad = conn.execute(_BAD_ROWS_SQL).fetchone()[0]
-            except sqlite3.DatabaseError:
+            except (sqlite3.DatabaseError, UnicodeDecodeError):
                 bad = 0
             if bad:
                 problems.append(("warning", f"{bad} rows with non-numeric values skipped"))

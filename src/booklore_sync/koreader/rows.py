@@ -158,6 +158,9 @@ def queue_progress(ctx: ScanContext, data: Mapping[str, Any], fp: str, candidate
     elif (page := _number(lp)) is not None:
         progress = str(int(page))
     else:
+        if pf > 0:
+            ctx.report.warn(cand.path, "percent_finished without a position (no last_xpointer "
+                                       "or last_page): progress not queued")
         return
     pct = math.floor(float(pf) * 10000) / 10000
     if pct <= 0:

@@ -75,12 +75,51 @@ def _paged(page: Any, pos0: Any) -> bool:
     return _is_mapping(pos0) or (_is_number(page) and not isinstance(pos0, str))
 
 
+#: the keys a sidecar's items come from, and the Lua type each must have (§6)
+_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
+    "annotations": ("table", (dict, list)), "bookmarks": ("table", (dict, list)),
+    "highlight": ("table", (dict, list)), "summary": ("table", (dict,)),
+    "doc_props": ("table", (dict,)), "percent_finished": ("number", (int, float)),
+    "last_percent": ("number", (int, float)), "last_page": ("number", (int, float)),
+    "last_xpointer": ("string", (str,)), "partial_md5_checksum": ("string", (str,)),
+    "doc_path": ("string", (str,)), "cre_dom_version": ("number", (int, float)),
+}
+_SUMMARY_TYPES = {"rating": ("number", (int, float)), "status": ("string", (str,)),
+                  "modified": ("string", (str,))}
+
+
+def _type_name(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return "table" if isinstance(v, (dict, list)) else type(v).__name__
+
+
+def type_problems(sidecar: Mapping[str, Any]) -> list[str]:
+    """Keys whose value has the wrong type (a damaged or hand-edited file): each is
+    ignored, and said so."""
+    out = []
+    for table, types in ((sidecar, _TYPES), (sidecar.get("summary"), _SUMMARY_TYPES)):
+        if not isinstance(table, Mapping):
+            continue
+        prefix = "" if table is sidecar else "summary."
+        for key, (want, kinds) in types.items():
+            v = table.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, kinds)):
+                out.append(f"{prefix}{key} is a {_type_name(v)}, not a {want}: ignored")
+    return out
+
+
 def extract_items(sidecar: Mapping[str, Any]) -> tuple[list[Item], list[str]]:
     """All annotations/bookmarks of a sidecar, and a list of problems (skipped entries)."""
     if "annotations" in sidecar:
         return _current(sidecar.get("annotations"))
     if "bookmarks" in sidecar or "highlight" in sidecar:
-        return _legacy(sidecar.get("bookmarks"), sidecar.get("highlight"))
+        return _legacy(sidecar.get("bookmarks"), sidecar.get("highlight"),
+                       sidecar.get("highlights_imported") is True)
     return [], []
 
 
@@ -119,18 +158,22 @@ def _current(raw: Any) -> tuple[list[Item], list[str]]:
     return items, problems
 
 
-def _legacy(bookmarks: Any, highlight: Any) -> tuple[list[Item], list[str]]:
+def _highlight_pages(highlight: Any) -> list[tuple[Any, Any]]:
+    if isinstance(highlight, Mapping):
+        return list(highlight.items())
+    if isinstance(highlight, list):
+        return list(enumerate(highlight, 1))
+    return []
+
+
+def _legacy(bookmarks: Any, highlight: Any,
+            highlights_imported: bool = True) -> tuple[list[Item], list[str]]:
     items: list[Item] = []
     problems: list[str] = []
     # highlight: page → list of entries; index by datetime
     hl_by_dt: dict[str, list[Mapping[str, Any]]] = {}
-    if isinstance(highlight, Mapping):
-        pages = highlight.values()
-    elif isinstance(highlight, list):
-        pages = highlight
-    else:
-        pages = []
-    for entries in pages:
+    pages = _highlight_pages(highlight)
+    for _page, entries in pages:
         for h in as_list(entries):
             if isinstance(h, Mapping) and isinstance(h.get("datetime"), str):
                 hl_by_dt.setdefault(h["datetime"], []).append(h)
@@ -173,7 +216,45 @@ def _legacy(bookmarks: Any, highlight: Any) -> tuple[list[Item], list[str]]:
                 chapter=_nonempty(b.get("chapter")), page=page, pos0=None, pos1=None,
                 paged=_paged(page, pos0), legacy=True,
             ))
+    if not highlights_imported:
+        known = {it.datetime for it in items}
+        items.extend(_pre2014(pages, known, problems))
     return items, problems
+
+
+def _pre2014(pages: list[tuple[Any, Any]], known: set[str],
+             problems: list[str]) -> list[Item]:
+    """Highlights kept only in ``highlight`` (before 2014), imported as KOReader's
+    ``ReaderAnnotation`` imports them when ``highlights_imported`` is absent (§6.5)."""
+    items: list[Item] = []
+    for page_key, entries in pages:
+        for h in as_list(entries):
+            if not isinstance(h, Mapping):
+                continue
+            dt = _str(h.get("datetime"))
+            if not dt or dt in known:
+                continue
+            pos0, pos1 = h.get("pos0"), h.get("pos1")
+            if isinstance(pos0, str):
+                page: Any = pos0
+            elif isinstance(pos0, Mapping):
+                page = page_key
+                pos0 = {**pos0, "page": pos0.get("page", page_key)}
+                if isinstance(pos1, Mapping):
+                    pos1 = {**pos1, "page": pos1.get("page", page_key)}
+            else:
+                problems.append(f"highlight of {dt} has no position: skipped, as KOReader "
+                                "skips it")
+                continue
+            known.add(dt)
+            items.append(Item(
+                kind="highlight", datetime=dt, text=_str(h.get("text")), note=None,
+                chapter=_nonempty(h.get("chapter")), color=_nonempty(h.get("color")),
+                drawer=_nonempty(h.get("drawer")) or "lighten", page=page, pos0=pos0,
+                pos1=pos1 if pos1 is not None else pos0, paged=_paged(page, pos0),
+                legacy=True,
+            ))
+    return items
 
 
 # --------------------------------------------------------------- conversions

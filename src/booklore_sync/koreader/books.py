@@ -135,7 +135,8 @@ def book_meta(sidecar: Mapping[str, Any], custom: Mapping[str, Any] | None,
               file_name: str | None, opf: Any | None = None) -> BookMeta:
     """Title/authors/ISBN: ``custom_props`` over ``doc_props`` over the OPF; the
     file stem as the last title fallback (as KOReader displays it)."""
-    doc_props = sidecar.get("doc_props") if isinstance(sidecar.get("doc_props"), Mapping) else {}
+    props = sidecar.get("doc_props")
+    doc_props: Mapping[str, Any] = props if isinstance(props, Mapping) else {}
     custom_props: Mapping[str, Any] = {}
     if custom and isinstance(custom.get("custom_props"), Mapping):
         custom_props = custom["custom_props"]

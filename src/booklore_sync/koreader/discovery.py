@@ -1,79 +1,76 @@
-"""Finding KOReader's data directory, the books and their sidecars.
+"""Finding the books and their sidecars (koreader-data §4.1, §4.2).
 
-* data directory (sync-and-cache §5, koreader-data §2.1): SOURCE itself when it
-  holds ``settings.reader.lua``, else ``.adds/koreader``, ``koreader``,
-  ``applications/koreader`` inside it;
-* device root and device-path mapping (``scan.path_map`` first, then
-  ``/mnt/onboard/``, ``/mnt/us/``, ``/mnt/ext1/`` → the root);
-* sidecar candidates in every location (§4.1) grouped per book, and the
-  newest-valid rule (§4.2) with the ``.old`` fallback.
+:func:`collect_groups` walks, in four numbered steps, every place KOReader keeps
+sidecars, and groups the candidates per book:
+
+1. the book tree (doc mode, legacy ``<book>.lua`` names, ``.kpdfview.lua``): the device
+   root, the folders ``history.lua`` names, and the data directory itself;
+2. dir mode: ``<datadir>/docsettings/<device path>.sdr/``;
+3. hash mode: ``<datadir>/hashdocsettings/xx/<md5>.sdr/``;
+4. very old: ``<datadir>/history/[<dir with / → #>] <name>.lua``.
+
+The walk follows symbolic links to files and directories but enters each directory
+(by device and inode) once; a dangling or looping link, and a special file where a
+sidecar or book should be, are reported through ``warn`` and never opened.
+
+The layout, the path mapper and the candidate rules live in ``layout.py`` and
+``candidates.py``; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+import stat as stat_mod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from booklore_sync.koreader.luatable import LuaParseError, parse
+from booklore_sync.koreader.candidates import (
+    KIND_ORDER,
+    Candidate,
+    Chosen,
+    SidecarGroup,
+    choose_sidecar,
+    order_candidates,
+    read_lua_file,
+)
+from booklore_sync.koreader.layout import (
+    BUILTIN_PREFIXES,
+    PLATFORM_PLACES,
+    Layout,
+    PathMapper,
+    SourceError,
+    _nfc,
+    find_layout,
+)
+from booklore_sync.koreader.safeio import link_problem
 
 __all__ = ["SourceError", "Layout", "find_layout", "PathMapper", "Candidate", "SidecarGroup",
            "collect_groups", "choose_sidecar", "Chosen", "BOOK_EXTENSIONS", "read_lua_file",
-           "BUILTIN_PREFIXES"]
+           "BUILTIN_PREFIXES", "PLATFORM_PLACES", "KIND_ORDER", "order_candidates"]
 
-PLATFORM_PLACES = (".adds/koreader", "koreader", "applications/koreader")
-BUILTIN_PREFIXES = ("/mnt/onboard/", "/mnt/us/", "/mnt/ext1/")
 BOOK_EXTENSIONS = frozenset("""
 epub pdf djvu djv cbz cbr cb7 cbt fb2 fbz mobi prc azw azw3 txt html htm xhtml docx doc rtf
 odt chm xps oxps
 """.split())
 _META = re.compile(r"^metadata\.([^/]+)\.lua(\.old)?$")
 _HASH_DIR = re.compile(r"^([0-9a-f]{32})\.sdr$")
+_HISTORY_NAME = re.compile(r"^\[(.*)\] (.+?)\.lua(\.old)?$", re.S)
 _SKIP_DIRS = frozenset({".git", "$RECYCLE.BIN", "System Volume Information", ".Trashes",
                         ".Spotlight-V100", ".fseventsd"})
+#: folders of the data directory that hold no books (or are walked by steps 2–4)
+_DATA_DIR_SKIP = frozenset({"docsettings", "hashdocsettings", "history", "settings", "plugins",
+                            "cache", "fonts", "resources", "data", "l10n", "frontend", "ffi",
+                            "common", "libs", "rocks", "patches", "spec", "tools", "scripts",
+                            "statistics", "screenshots", "clipboard"})
+
+Warn = Callable[[str, str], None]
 
 
-class SourceError(Exception):
-    """SOURCE is missing or holds no KOReader data directory (CLI exit 2)."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    source: Path
-    data_dir: Path
-    device_root: Path | None
-
-
-def find_layout(source: str | os.PathLike[str]) -> Layout:
-    src = Path(source)
-    if not src.exists():
-        raise SourceError(f"{src}: no such file or directory")
-    if not src.is_dir():
-        raise SourceError(f"{src}: not a directory")
-    src = src.resolve()
-    if (src / "settings.reader.lua").is_file():
-        root = None
-        for place in sorted(PLATFORM_PLACES, key=lambda p: -len(Path(p).parts)):
-            parts = Path(place).parts
-            if len(src.parts) > len(parts) and tuple(src.parts[-len(parts):]) == parts:
-                root = src.parents[len(parts) - 1]
-                break
-        return Layout(src, src, root)
-    for place in PLATFORM_PLACES:
-        cand = src / place
-        if (cand / "settings.reader.lua").is_file():
-            return Layout(src, cand, src)
-    raise SourceError(
-        f"{src}: no KOReader data directory found (looked for settings.reader.lua in the "
-        f"folder itself and in {', '.join(PLATFORM_PLACES)})")
-
-
-def _nfc(s: str) -> str:
-    return s if s.isascii() else unicodedata.normalize("NFC", s)  # ASCII is NFC already
+def _no_warn(_file: str, _message: str) -> None:
+    return None
 
 
 # pathlib's own shortcut for dir walking (CPython 3.11/3.12): a child path without
@@ -89,280 +86,111 @@ def _child(parent: Path, name: str) -> Path:
     return parent / name
 
 
-class PathMapper:
-    """Device paths (``doc_path``, ``history.lua``) → local paths."""
+@dataclass
+class _Walk:
+    """What the four steps share."""
+    layout: Layout
+    mapper: PathMapper
+    warn: Warn
+    listings: dict[str, frozenset[str]] | None
+    groups: dict[str, SidecarGroup] = field(default_factory=dict)
+    book_names: list[str] = field(default_factory=list)
+    seen_dirs: set[tuple[int, int]] = field(default_factory=set)
 
-    def __init__(self, device_root: Path | None, path_map: Mapping[str, str] | None = None):
-        self.rules: list[tuple[str, Path]] = []
-        for prefix, target in (path_map or {}).items():
-            p = str(prefix)
-            self.rules.append((p if p.endswith("/") else p + "/", Path(str(target))))
-        if device_root is not None:
-            for prefix in BUILTIN_PREFIXES:
-                self.rules.append((prefix, device_root))
-        self._user = len(path_map or {})
+    def group(self, key: str, **kw: Any) -> SidecarGroup:
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = SidecarGroup(key=key, **kw)
+        return g
 
-    def to_local(self, device_path: str | None) -> Path | None:
-        if not isinstance(device_path, str) or not device_path:
+    def enter(self, path: str) -> list[os.DirEntry[str]] | None:
+        """The entries of a directory not entered before (by device and inode)."""
+        try:
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) in self.seen_dirs:
+                return None
+            self.seen_dirs.add((st.st_dev, st.st_ino))
+            with os.scandir(path) as it:
+                return list(it)
+        except OSError as exc:
+            self.warn(path, f"cannot list the folder: {exc.strerror or exc}")
             return None
-        best = None
-        for i, (prefix, target) in enumerate(self.rules):
-            if device_path.startswith(prefix):
-                # user mappings first; then the longest built-in prefix
-                key = (0 if i < self._user else 1, -len(prefix))
-                if best is None or key < best[0]:
-                    best = (key, prefix, target)
-        if best is not None:
-            _, prefix, target = best
-            return target / device_path[len(prefix):]
-        if device_path.startswith("/"):
-            # a desktop KOReader stores real local paths
-            return Path(device_path)
-        return None
 
-
-def read_lua_file(path: Path) -> tuple[Any, bytes]:
-    data = path.read_bytes()
-    return parse(data, file=str(path)), data
-
-
-# ------------------------------------------------------------------ sidecars
-KIND_ORDER = {"doc": 0, "doc.old": 1, "legacy": 2, "dir": 3, "dir.old": 4, "hash": 5,
-              "hash.old": 6, "history": 7, "history.old": 8, "kpdfview": 9}
-
-
-@dataclass
-class Candidate:
-    kind: str
-    path: Path
-    mtime: float
-    primary: Path | None = None      # for ``.old``: the main file it backs up
-
-
-@dataclass
-class SidecarGroup:
-    """All sidecar candidates of one book."""
-    key: str
-    book_path: Path | None = None         # local book file (may not exist)
-    device_path: str | None = None
-    hash: str | None = None               # hash-mode directory name
-    candidates: list[Candidate] = field(default_factory=list)
-    sdr_dir: Path | None = None           # for custom_metadata.lua
-
-
-@dataclass
-class Chosen:
-    candidate: Candidate | None           # None: no candidate was valid
-    data: dict[str, Any] | None
-    raw: bytes
-    errors: list[tuple[str, str]]         # (file, reason) of candidates tried and rejected
-
-
-def _mtime(st: os.stat_result) -> float:
-    return st.st_mtime
-
-
-def _group(groups: dict[str, SidecarGroup], key: str, **kw: Any) -> SidecarGroup:
-    g = groups.get(key)
-    if g is None:
-        g = groups[key] = SidecarGroup(key=key, **kw)
-    return g
-
-
-def _scan_sdr(sdr: Path, entries: Iterable[os.DirEntry[str]], kind: str, book_of: Callable[[str], Path | None],
-              groups: dict[str, SidecarGroup], key_of: Callable[[Path | None, str], str],
-              device_of: Callable[[str], str | None], hash_value: str | None = None,
-              listings: dict[str, frozenset[str]] | None = None) -> None:
-    if listings is not None:
-        listings[str(sdr)] = frozenset(e.name for e in entries)
-    for e in entries:
-        name = e.name
-        m = _META.match(name)
-        if m:
-            ext, old = m.group(1), m.group(2)
-            book = book_of(ext)
-            key = key_of(book, ext)
-            g = _group(groups, key, book_path=book, device_path=device_of(ext), hash=hash_value)
-            g.sdr_dir = sdr
-            try:
-                st = e.stat()
-            except OSError:
-                continue
-            # sdr / name: the Path of e.path (scandir(sdr) joined them), built cheaper
-            if old:
-                g.candidates.append(Candidate(f"{kind}.old", _child(sdr, name), _mtime(st),
-                                              primary=_child(sdr, name[:-4])))
-            else:
-                g.candidates.append(Candidate(kind, _child(sdr, name), _mtime(st)))
-        elif (kind == "doc" and name.endswith(".lua") and name != "custom_metadata.lua"
-              and not name.endswith(".annotations.lua") and not name.startswith("metadata.")):
-            book = sdr.parent / name[:-4]
-            g = _group(groups, key_of(book, ""), book_path=book)
-            g.sdr_dir = g.sdr_dir or sdr
-            try:
-                st = e.stat()
-            except OSError:
-                continue
-            g.candidates.append(Candidate("legacy", _child(sdr, name), _mtime(st)))
-
-
-def collect_groups(layout: Layout, mapper: PathMapper,
-                   history_paths: Iterable[str] = (),
-                   listings: dict[str, frozenset[str]] | None = None,
-                   ) -> tuple[list[SidecarGroup], list[str]]:
-    """Walk the device root, ``docsettings``, ``hashdocsettings`` and ``history``.
-
-    Returns the sidecar groups and the path of every book-like file seen (strings,
-    for hash matching).  ``listings``, when given, receives the names in each
-    ``.sdr`` directory read (keyed by ``str`` of its path).
-    """
-    groups: dict[str, SidecarGroup] = {}
-    data_dir = layout.data_dir
-
-    def path_key(book: Path | None, _ext: str) -> str:
-        return "path:" + _nfc(str(book))
-
-    # 1. the book tree (doc mode, legacy names, kpdfview)
-    roots: list[Path] = []
-    if layout.device_root is not None:
-        roots.append(layout.device_root)
-    for hp in history_paths:
-        local = mapper.to_local(hp)
-        if local is not None and local.parent.is_dir() and not any(
-                _is_within(local.parent, r) for r in roots):
-            roots.append(local.parent)
-    seen_dirs: set[str] = set()
-    data_dir_str = str(data_dir)
-    book_names: list[str] = []
-    for root in roots:
-        stack = [str(root)]
-        while stack:
-            d = stack.pop()
-            if d in seen_dirs:
-                continue
-            seen_dirs.add(d)
-            try:
-                with os.scandir(d) as it:
-                    entries = list(it)
-            except OSError:
-                continue
-            dpath: Path | None = None  # Path(d), made when a .sdr needs it
-            for e in entries:
-                try:
-                    is_dir = e.is_dir(follow_symlinks=False)
-                except OSError:
-                    continue
-                if is_dir:
-                    if e.name in _SKIP_DIRS or e.path == data_dir_str:
-                        continue
-                    if e.name.endswith(".sdr"):
-                        try:
-                            with os.scandir(e.path) as it2:
-                                sub = list(it2)
-                        except OSError:
-                            continue
-                        if dpath is None:
-                            dpath = Path(d)
-                        # dpath / name is Path(e.path); the book beside it likewise
-                        _scan_sdr(_child(dpath, e.name), sub, "doc",
-                                  lambda ext, d=dpath, b=e.name[:-4]: _child(
-                                      d, b if ext == "_" else f"{b}.{ext}"),
-                                  groups, path_key, lambda ext: None, listings=listings)
-                    else:
-                        stack.append(e.path)
-                    continue
-                name = e.name
-                if name.endswith(".kpdfview.lua"):
-                    book = Path(e.path[: -len(".kpdfview.lua")])
-                    g = _group(groups, path_key(book, ""), book_path=book)
-                    try:
-                        g.candidates.append(Candidate("kpdfview", Path(e.path), e.stat().st_mtime))
-                    except OSError:
-                        pass
-                    continue
-                dot = name.rfind(".")
-                if dot > 0 and name[dot + 1:].lower() in BOOK_EXTENSIONS:
-                    book_names.append(e.path)
-
-    # 2. dir mode: <datadir>/docsettings/<device path>.sdr/
-    ds = data_dir / "docsettings"
-    if ds.is_dir():
-        for dirpath, dirnames, _files in os.walk(ds):
-            for dn in list(dirnames):
-                if not dn.endswith(".sdr"):
-                    continue
-                dirnames.remove(dn)
-                sdr = Path(dirpath) / dn
-                rel = sdr.relative_to(ds).as_posix()
-                dev_dir = "/" + rel[:-4]
-
-                def dev_of(ext: str, dev_dir: str = dev_dir) -> str:
-                    return dev_dir if ext == "_" else f"{dev_dir}.{ext}"
-
-                def book_of(ext: str, dev_of: Callable[[str], str] = dev_of) -> Path | None:
-                    return mapper.to_local(dev_of(ext))
-
-                def key_of(book: Path | None, ext: str, dev_of: Callable[[str], str] = dev_of) -> str:
-                    return "path:" + _nfc(str(book)) if book is not None else "dev:" + dev_of(ext)
-
-                try:
-                    with os.scandir(sdr) as it:
-                        sub = list(it)
-                except OSError:
-                    continue
-                _scan_sdr(sdr, sub, "dir", book_of, groups, key_of, dev_of, listings=listings)
-
-    # 3. hash mode: <datadir>/hashdocsettings/xx/<md5>.sdr/
-    hs = data_dir / "hashdocsettings"
-    if hs.is_dir():
+    def regular(self, e: os.DirEntry[str]) -> os.stat_result | None:
+        """The stat of a sidecar-like entry when it is a regular file (links
+        followed), else None with a warning."""
         try:
-            prefixes = [p for p in hs.iterdir() if p.is_dir()]
+            st = e.stat()
         except OSError:
-            prefixes = []
-        for pre in prefixes:
-            try:
-                sdrs = list(pre.iterdir())
-            except OSError:
-                continue
-            for sdr in sdrs:
-                m = _HASH_DIR.match(sdr.name.lower())
-                if not m or not sdr.is_dir():
-                    continue
-                h = m.group(1)
-                try:
-                    with os.scandir(sdr) as it:
-                        sub = list(it)
-                except OSError:
-                    continue
-                _scan_sdr(sdr, sub, "hash", lambda ext: None, groups,
-                          lambda book, ext, h=h: "hash:" + h, lambda ext: None, hash_value=h,
-                          listings=listings)
+            self.warn(e.path, link_problem(e.path) or "cannot read: unreachable")
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            kind = "a folder" if stat_mod.S_ISDIR(st.st_mode) else "a special file"
+            self.warn(e.path, f"{kind} where a sidecar file belongs: skipped")
+            return None
+        return st
 
-    # 4. very old: <datadir>/history/[<dir with / → #>] <name>.lua
-    hist = data_dir / "history"
-    if hist.is_dir():
-        try:
-            files = list(hist.iterdir())
-        except OSError:
-            files = []
-        for f in files:
-            m = re.match(r"^\[(.*)\] (.+?)\.lua(\.old)?$", f.name)
-            if not m:
-                continue
-            dev = m.group(1).replace("#", "/").rstrip("/") + "/" + m.group(2)
-            book = mapper.to_local(dev)
-            key = "path:" + _nfc(str(book)) if book is not None else "dev:" + dev
-            g = _group(groups, key, book_path=book, device_path=dev)
-            try:
-                mt = f.stat().st_mtime
-            except OSError:
-                continue
-            if m.group(3):
-                g.candidates.append(Candidate("history.old", f, mt,
-                                              primary=f.with_name(f.name[:-4])))
-            else:
-                g.candidates.append(Candidate("history", f, mt))
-    return [g for g in groups.values() if g.candidates], book_names
+    def scan_sdr(self, sdr: Path, entries: Iterable[os.DirEntry[str]], kind: str,
+                 book_of: Callable[[str], Path | None], key_of: Callable[[Path | None, str], str],
+                 device_of: Callable[[str], str | None], hash_value: str | None = None) -> None:
+        entries = list(entries)
+        if self.listings is not None:
+            self.listings[str(sdr)] = frozenset(e.name for e in entries)
+        for e in entries:
+            name = e.name
+            m = _META.match(name)
+            if m:
+                ext, old = m.group(1), m.group(2)
+                book = book_of(ext)
+                g = self.group(key_of(book, ext), book_path=book, device_path=device_of(ext),
+                               hash=hash_value)
+                g.sdr_dir = sdr
+                st = self.regular(e)
+                if st is None:
+                    continue
+                # sdr / name: the Path of e.path (scandir(sdr) joined them), built cheaper
+                if old:
+                    g.candidates.append(Candidate(f"{kind}.old", _child(sdr, name), st.st_mtime,
+                                                  primary=_child(sdr, name[:-4])))
+                else:
+                    g.candidates.append(Candidate(kind, _child(sdr, name), st.st_mtime))
+            elif (kind == "doc" and name.endswith(".lua") and name != "custom_metadata.lua"
+                  and not name.endswith(".annotations.lua") and not name.startswith("metadata.")):
+                book = sdr.parent / name[:-4]
+                st = self.regular(e)
+                if st is None:
+                    continue
+                g = self.group(_path_key(book, ""), book_path=book)
+                g.sdr_dir = g.sdr_dir or sdr
+                g.candidates.append(Candidate("legacy", _child(sdr, name), st.st_mtime))
+
+
+def _none(_ext: str) -> None:
+    return None
+
+
+def _book_beside(folder: Path, base: str) -> Callable[[str], Path | None]:
+    """Doc mode: ``Foo.sdr`` + ``metadata.<ext>.lua`` → ``Foo.<ext>`` beside it."""
+    def book_of(ext: str) -> Path | None:
+        return _child(folder, base if ext == "_" else f"{base}.{ext}")
+    return book_of
+
+
+def _hash_key(h: str) -> Callable[[Path | None, str], str]:
+    def key_of(_book: Path | None, _ext: str) -> str:
+        return "hash:" + h
+    return key_of
+
+
+def _path_key(book: Path | None, _ext: str) -> str:
+    return "path:" + _nfc(str(book))
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _is_within(p: Path, root: Path) -> bool:
@@ -373,54 +201,176 @@ def _is_within(p: Path, root: Path) -> bool:
         return False
 
 
-def order_candidates(cands: list[Candidate], file_times: bool) -> list[Candidate]:
-    """KOReader's order, then newest first (when mtimes mean something); a ``.old``
-    never wins over its own primary."""
-    if len(cands) == 1:
-        return list(cands)
-    base = sorted(cands, key=lambda c: KIND_ORDER.get(c.kind, 99))
-    if not file_times:
-        return base
-    primaries = {str(c.path): c for c in base if c.primary is None}
+# ------------------------------------------------------------------ step 1
+def _walk_book_tree(w: _Walk, history_paths: Iterable[str]) -> None:
+    """Doc mode, legacy names and ``.kpdfview.lua`` in the book tree (step 1)."""
+    data_dir = w.layout.data_dir
+    roots: list[Path] = []
+    if w.layout.device_root is not None:
+        roots.append(w.layout.device_root)
+    for hp in history_paths:
+        local = w.mapper.to_local(hp)
+        if local is not None and not _is_within(local.parent, data_dir) \
+                and _is_dir(local.parent) and not any(_is_within(local.parent, r) for r in roots):
+            roots.append(local.parent)
+    data_dir_str = str(data_dir)
+    for root in roots:
+        _walk_tree(w, str(root), skip=data_dir_str)
+    # books kept inside the data directory (Kindle's koreader/epubs/, help/) (§2.1)
+    _walk_tree(w, data_dir_str, skip=None, top_skip=_DATA_DIR_SKIP)
 
-    def eff(c: Candidate) -> float:
-        if c.primary is not None and str(c.primary) in primaries:
-            return min(c.mtime, primaries[str(c.primary)].mtime)
-        return c.mtime
 
-    indexed = list(enumerate(base))
-    indexed.sort(key=lambda ic: (-eff(ic[1]), ic[0]))
-    return [c for _, c in indexed]
+def _walk_tree(w: _Walk, root: str, skip: str | None,
+               top_skip: frozenset[str] = frozenset()) -> None:
+    stack = [(root, True)]
+    while stack:
+        d, top = stack.pop()
+        entries = w.enter(d)
+        if entries is None:
+            continue
+        dpath: Path | None = None  # Path(d), made when a .sdr needs it
+        for e in entries:
+            name = e.name
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+                is_link = not is_dir and e.is_symlink()
+            except OSError:
+                continue
+            if is_link:
+                problem = link_problem(e.path)
+                if problem is not None:
+                    w.warn(e.path, problem)
+                    continue
+                is_dir = _is_dir(Path(e.path))
+            if is_dir:
+                if name in _SKIP_DIRS or e.path == skip or (top and name in top_skip):
+                    continue
+                if name.endswith(".sdr"):
+                    sub = w.enter(e.path)
+                    if sub is None:
+                        continue
+                    if dpath is None:
+                        dpath = Path(d)
+                    # dpath / name is Path(e.path); the book beside it likewise
+                    w.scan_sdr(_child(dpath, name), sub, "doc", _book_beside(dpath, name[:-4]),
+                               _path_key, _none)
+                else:
+                    stack.append((e.path, False))
+                continue
+            if name.endswith(".kpdfview.lua"):
+                st = w.regular(e)
+                if st is None:
+                    continue
+                book = Path(e.path[: -len(".kpdfview.lua")])
+                g = w.group(_path_key(book, ""), book_path=book)
+                g.candidates.append(Candidate("kpdfview", Path(e.path), st.st_mtime))
+                continue
+            dot = name.rfind(".")
+            if dot > 0 and name[dot + 1:].lower() in BOOK_EXTENSIONS:
+                w.book_names.append(e.path)
 
 
-def choose_sidecar(group: SidecarGroup, file_times: bool,
-                   read: Callable[[Path], bytes] | None = None) -> Chosen | None:
-    """The newest valid candidate (§4.2); rejected ones are listed in ``errors``."""
-    errors: list[tuple[str, str]] = []
-    failed_primary: dict[str, str] = {}
-    for cand in order_candidates(group.candidates, file_times):
-        try:
-            raw = read(cand.path) if read is not None else cand.path.read_bytes()
-        except OSError as exc:
-            errors.append((str(cand.path), f"cannot read: {exc.strerror or exc}"))
-            failed_primary[str(cand.path)] = "unreadable"
+# ------------------------------------------------------------------ step 2
+def _walk_docsettings(w: _Walk) -> None:
+    """Dir mode: ``<datadir>/docsettings/<device path>.sdr/`` (step 2)."""
+    ds = w.layout.data_dir / "docsettings"
+    if not _is_dir(ds):
+        return
+    stack = [str(ds)]
+    while stack:
+        d = stack.pop()
+        entries = w.enter(d)
+        if entries is None:
             continue
-        if not raw.strip():
+        for e in entries:
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                continue
+            if not is_dir:
+                if e.is_symlink() and (problem := link_problem(e.path)) is not None:
+                    w.warn(e.path, problem)
+                continue
+            if not e.name.endswith(".sdr"):
+                stack.append(e.path)
+                continue
+            sdr = Path(e.path)
+            dev_dir = "/" + sdr.relative_to(ds).as_posix()[:-4]
+
+            def dev_of(ext: str, dev_dir: str = dev_dir) -> str:
+                return dev_dir if ext == "_" else f"{dev_dir}.{ext}"
+
+            def book_of(ext: str, dev_of: Callable[[str], str] = dev_of) -> Path | None:
+                return w.mapper.to_local(dev_of(ext))
+
+            def key_of(book: Path | None, ext: str, dev_of: Callable[[str], str] = dev_of) -> str:
+                return "path:" + _nfc(str(book)) if book is not None else "dev:" + dev_of(ext)
+
+            sub = w.enter(e.path)
+            if sub is not None:
+                w.scan_sdr(sdr, sub, "dir", book_of, key_of, dev_of)
+
+
+# ------------------------------------------------------------------ step 3
+def _walk_hashdocsettings(w: _Walk) -> None:
+    """Hash mode: ``<datadir>/hashdocsettings/xx/<md5>.sdr/`` (step 3)."""
+    hs = w.layout.data_dir / "hashdocsettings"
+    if not _is_dir(hs):
+        return
+    for pre in w.enter(str(hs)) or []:
+        if not _is_dir(Path(pre.path)):
             continue
-        try:
-            data = parse(raw, file=str(cand.path))
-        except LuaParseError as exc:
-            reason = f"not a valid KOReader Lua file: {exc.message} (line {exc.line}, column {exc.column})"
-            errors.append((str(cand.path), reason))
-            failed_primary[str(cand.path)] = reason
+        for sdr_entry in w.enter(pre.path) or []:
+            m = _HASH_DIR.match(sdr_entry.name.lower())
+            if not m or not _is_dir(Path(sdr_entry.path)):
+                continue
+            h = m.group(1)
+            sub = w.enter(sdr_entry.path)
+            if sub is not None:
+                w.scan_sdr(Path(sdr_entry.path), sub, "hash", _none, _hash_key(h), _none,
+                           hash_value=h)
+
+
+# ------------------------------------------------------------------ step 4
+def _walk_history(w: _Walk) -> None:
+    """Very old per-book files: ``<datadir>/history/[<dir>] <name>.lua`` (step 4)."""
+    hist = w.layout.data_dir / "history"
+    if not _is_dir(hist):
+        return
+    for e in w.enter(str(hist)) or []:
+        m = _HISTORY_NAME.match(e.name)
+        if not m:
             continue
-        if not isinstance(data, dict) or not data:
+        st = w.regular(e)
+        if st is None:
             continue
-        if cand.primary is not None and str(cand.primary) in failed_primary:
-            for i, (f, reason) in enumerate(errors):
-                if f == str(cand.primary):
-                    errors[i] = (f, f"{reason}; used the backup {cand.path.name} instead")
-        return Chosen(cand, data, raw, errors)
-    if errors:
-        return Chosen(None, None, b"", errors)
-    return None
+        f = Path(e.path)
+        dev = m.group(1).replace("#", "/").rstrip("/") + "/" + m.group(2)
+        book = w.mapper.to_local(dev)
+        key = "path:" + _nfc(str(book)) if book is not None else "dev:" + dev
+        g = w.group(key, book_path=book, device_path=dev)
+        if m.group(3):
+            g.candidates.append(Candidate("history.old", f, st.st_mtime,
+                                          primary=f.with_name(f.name[:-4])))
+        else:
+            g.candidates.append(Candidate("history", f, st.st_mtime))
+
+
+def collect_groups(layout: Layout, mapper: PathMapper,
+                   history_paths: Iterable[str] = (),
+                   listings: dict[str, frozenset[str]] | None = None,
+                   warn: Warn | None = None,
+                   ) -> tuple[list[SidecarGroup], list[str]]:
+    """Walk the four places (module docstring) and group the candidates per book.
+
+    Returns the sidecar groups and the path of every book-like file seen (strings,
+    for hash matching).  ``listings``, when given, receives the names in each
+    ``.sdr`` directory read (keyed by ``str`` of its path); ``warn(path, message)``
+    receives the links and special files skipped.
+    """
+    w = _Walk(layout, mapper, warn or _no_warn, listings)
+    _walk_book_tree(w, history_paths)     # 1.
+    _walk_docsettings(w)                  # 2.
+    _walk_hashdocsettings(w)              # 3.
+    _walk_history(w)                      # 4.
+    return [g for g in w.groups.values() if g.candidates], w.book_names

@@ -11,12 +11,13 @@ import html.entities
 import posixpath
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 
 __all__ = ["EpubError", "EpubPackage", "ManifestItem", "SpineItem", "substitute_entities",
            "parse_xhtml", "localname"]
@@ -29,6 +30,19 @@ _HTML5 = html.entities.html5
 
 class EpubError(Exception):
     """The EPUB (or one of its documents) cannot be read."""
+
+
+#: what reading a damaged zip member can raise: a bad CRC (BadZipFile), a corrupt or
+#: truncated deflate stream (zlib.error, EOFError), an encrypted member (RuntimeError),
+#: an unknown compression method (NotImplementedError), a bad header (ValueError)
+ZIP_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
+    ValueError, OverflowError, UnicodeDecodeError)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def localname(tag: Any) -> str:
@@ -113,16 +127,20 @@ class EpubPackage:
         path = Path(path)
         try:
             zf = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile, ValueError) as exc:
-            raise EpubError(f"{path}: not a readable EPUB (zip) file: {exc}") from None
+        except ZIP_ERRORS as exc:
+            raise EpubError(f"{path}: not a readable EPUB (zip) file: {_why(exc)}") from None
         try:
             return cls._from_zip(path, zf)
         except EpubError:
             zf.close()
             raise
-        except (KeyError, ValueError, OSError, zipfile.BadZipFile, etree.LxmlError) as exc:
+        except (*ZIP_ERRORS, KeyError, etree.LxmlError) as exc:
             zf.close()
-            raise EpubError(f"{path}: broken EPUB: {exc}") from None
+            raise EpubError(f"{path}: broken EPUB: {_why(exc)}") from None
+        except RecursionError:
+            zf.close()
+            raise EpubError(f"{path}: broken EPUB: the package document is nested too "
+                            "deeply") from None
 
     @staticmethod
     def _read(zf: zipfile.ZipFile, name: str) -> bytes:
@@ -253,8 +271,8 @@ class EpubPackage:
                 raise EpubError(f"{self.path}: closed")
             try:
                 data = self._read(self._zip, item.href)
-            except (OSError, zipfile.BadZipFile, ValueError) as exc:
-                raise EpubError(f"{item.href}: cannot read: {exc}") from None
+            except ZIP_ERRORS as exc:
+                raise EpubError(f"member {item.href}: cannot read: {_why(exc)}") from None
             root = parse_xhtml(data, item.href)
             if len(self._docs) > 8:
                 self._docs.pop(next(iter(self._docs)))

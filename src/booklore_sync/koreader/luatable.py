@@ -130,7 +130,8 @@ class _Parser:
 
     # -------------------------------------------------------------- spaces
     def ws(self, pos: int) -> int:
-        pos = _WS.match(self.data, pos).end()
+        m = _WS.match(self.data, pos)  # matches the empty string too
+        pos = m.end() if m is not None else pos
         if self.data.startswith(b"--", pos):
             raise self.error("unfinished long comment", pos)
         return pos
@@ -266,6 +267,8 @@ class _Parser:
                     i += 1
             elif 48 <= e <= 57:
                 d = _DIGITS.match(data, j + 1)
+                if d is None:
+                    raise self.error("decimal escape expected", j)
                 v = int(d.group(0))
                 if v > 255:
                     raise self.error("decimal escape too large", j)
@@ -278,7 +281,8 @@ class _Parser:
                 out.append(int(h.group(0), 16))
                 i = h.end()
             elif e == 122:  # z
-                i = _ZSPACE.match(data, j + 2).end()
+                z = _ZSPACE.match(data, j + 2)  # matches the empty string too
+                i = z.end() if z is not None else j + 2
             elif e == 117:  # u
                 u = _UESC.match(data, j + 2)
                 if u is None:
@@ -506,7 +510,8 @@ _FAST_JSON = json.JSONDecoder(object_hook=_fast_object, strict=False)
 
 def _fast_parse(data: bytes) -> Any:
     """The canonical-KOReader-text fast path; ``_ABSENT`` means "use the parser"."""
-    head = _FAST_HEAD.match(data).end()
+    m = _FAST_HEAD.match(data)  # matches the empty string too
+    head = m.end() if m is not None else 0
     body = data[head:] if head else data
     if _SENT in body:
         return _ABSENT

@@ -1,7 +1,8 @@
 """Reading sessions from KOReader's ``statistics.sqlite3`` (koreader-data.md §3).
 
-The database is copied (with its ``-wal``/``-shm``) into a private temporary
-directory and opened read-only there; the source is never touched.  Rows of
+The database is copied (with its ``-wal``/``-shm``/``-journal``) into a private
+temporary directory and opened read-only there (read-write only to roll a hot
+journal back, on the copy); the source is never touched.  Rows of
 ``page_stat_data`` are streamed in global time order and grouped into sessions
 on the fly, so memory does not grow with the number of rows.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -20,14 +22,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from booklore_sync.koreader.safeio import UnreadableFile, read_regular
+
 __all__ = ["StatisticsError", "StatsBook", "Session", "open_statistics", "read_books",
            "iter_sessions", "derive_sessions", "round_half_up", "format_duration",
            "session_payload", "keep_session", "SCHEMA_VERSION", "CLOCK_MIN_EPOCH",
-           "utc_iso"]
+           "utc_iso", "SCHEMA_DDL", "WINDOW_GROUPING_SQL"]
 
 SCHEMA_VERSION = 20221111
 CLOCK_MIN_EPOCH = 1167609600  # 2007-01-01T00:00:00Z
 _FETCH = 20000
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
 class StatisticsError(Exception):
@@ -136,33 +141,79 @@ def keep_session(s: Session, settings: Mapping[str, Any], now: int) -> str | Non
 
 
 # --------------------------------------------------------------------- opening
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _copy_database(path: Path, tmp: str) -> tuple[Path, bool]:
+    """Copy the DB and its ``-wal``/``-shm``/``-journal`` (those that exist, regular
+    files only) into ``tmp``, keeping their names.  Returns (copy, hot journal?)."""
+    copy = Path(tmp) / "statistics.sqlite3"
+    try:
+        copy.write_bytes(read_regular(path, limit=1 << 40))
+    except UnreadableFile as exc:
+        raise StatisticsError(f"{path}: {exc}") from None
+    hot = False
+    for suffix in _SIDE_FILES:
+        side = Path(str(path) + suffix)
+        if not os.path.lexists(side):
+            continue
+        try:
+            data = read_regular(side, limit=1 << 40)
+        except UnreadableFile as exc:
+            raise StatisticsError(f"{side}: {exc}") from None
+        Path(str(copy) + suffix).write_bytes(data)
+        if suffix == "-journal" and data.strip(b"\x00"):
+            hot = True
+    return copy, hot
+
+
+def _connect(copy: Path, path: Path, hot: bool) -> sqlite3.Connection:
+    """Read-only, except that a hot rollback journal is rolled back on the copy (§3.1)."""
+    try:
+        if hot:
+            conn = sqlite3.connect(str(copy), isolation_level=None)
+            conn.text_factory = bytes
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # rolls back
+            conn.close()
+        conn = sqlite3.connect(f"{copy.as_uri()}?mode=ro", uri=True)
+        conn.text_factory = bytes
+        return conn
+    except sqlite3.Error as exc:
+        raise StatisticsError(f"{path}: cannot open the statistics database: {exc}") from None
+
+
 @contextmanager
-def open_statistics(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to a private copy of the database (+ -wal/-shm)."""
+def open_statistics(path: str | os.PathLike[str],
+                    problems: list[tuple[str, str]] | None = None,
+                    ) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to a private copy of the database (+ -wal/-shm/-journal).
+
+    Text comes back as bytes (``text_factory = bytes``): decode with :func:`_text`.
+    ``problems`` receives ("warning", message) for a newer schema or a damaged schema
+    text; anything that makes the DB unusable raises :class:`StatisticsError`.
+    """
     path = Path(path)
     tmp = tempfile.mkdtemp(prefix="booklore-sync-stats-")
     try:
-        copy = Path(tmp) / "statistics.sqlite3"
+        copy, hot = _copy_database(path, tmp)
+        conn = _connect(copy, path, hot)
         try:
-            shutil.copyfile(path, copy)
-            for suffix in ("-wal", "-shm"):
-                side = Path(str(path) + suffix)
-                if side.exists():
-                    shutil.copyfile(side, Path(str(copy) + suffix))
-        except OSError as exc:
-            raise StatisticsError(f"{path}: cannot copy the statistics database: {exc}") from None
-        try:
-            conn = sqlite3.connect(f"{copy.as_uri()}?mode=ro", uri=True)
-        except sqlite3.Error as exc:
-            raise StatisticsError(f"{path}: cannot open the statistics database: {exc}") from None
-        try:
+            damaged = None
             try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                tables = {r[0] for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
-            except sqlite3.DatabaseError as exc:
-                raise StatisticsError(
-                    f"{path}: not a readable SQLite database ({exc})") from None
+                version, names = _schema(conn)
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                # a schema SQLite cannot parse (or whose error message is not UTF-8):
+                # read what can be read, without checking the schema (on the copy)
+                damaged = _error_text(exc)
+                try:
+                    conn.execute("PRAGMA writable_schema = ON")
+                    version, names = _schema(conn)
+                except (sqlite3.DatabaseError, UnicodeDecodeError) as exc2:
+                    raise StatisticsError(
+                        f"{path}: not a readable SQLite database ({_error_text(exc2)})") from None
+            tables = {_text(r[0]) for r in names}
+            if not isinstance(version, int):
+                version = 0
             if version < SCHEMA_VERSION:
                 raise StatisticsError(
                     f"{path}: statistics database too old (schema {version}) — open KOReader "
@@ -171,6 +222,19 @@ def open_statistics(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection
                 raise StatisticsError(
                     f"{path}: not a KOReader statistics database (tables book/page_stat_data "
                     "missing)")
+            if problems is not None:
+                if damaged is not None:
+                    problems.append(("warning", f"the database schema is damaged ({damaged}); "
+                                                "the tables that can still be read are used"))
+                elif any("\ufffd" in t for t in tables):
+                    problems.append(("warning", "the schema text is not valid UTF-8 "
+                                                "(a damaged page?); the known tables are read"))
+                if version > SCHEMA_VERSION:
+                    problems.append(("warning", f"statistics database schema {version} is newer "
+                                                f"than this program knows; read as {SCHEMA_VERSION}"))
+                if hot:
+                    problems.append(("warning", "an unfinished write (hot -journal) was rolled "
+                                                "back on a copy, as KOReader would"))
             yield conn
         finally:
             conn.close()
@@ -178,31 +242,65 @@ def open_statistics(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _schema(conn: sqlite3.Connection) -> tuple[Any, list[Any]]:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    names = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+    return version, names
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return exc.object.decode("utf-8", "replace") if isinstance(exc.object, bytes) \
+            else str(exc)
+    return str(exc)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    return ""
+
+
 def schema_warning(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> str | None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        return f"{path}: statistics schema {version} is newer than {SCHEMA_VERSION}; read anyway"
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        return (f"{path}: statistics database schema {version} is newer than this program "
+                f"knows; read as {SCHEMA_VERSION}")
     return None
 
 
 def read_books(conn: sqlite3.Connection, path: str = "statistics.sqlite3") -> dict[int, StatsBook]:
     try:
         rows = conn.execute("SELECT id, title, authors, md5 FROM book").fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise StatisticsError(f"{path}: cannot read table book ({exc})") from None
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        raise StatisticsError(f"{path}: cannot read table book ({_error_text(exc)})") from None
     out = {}
     for bid, title, authors, md5 in rows:
-        title = (title or "").rstrip("\x00") if isinstance(title, str) else ""
-        authors = (authors or "").rstrip("\x00") if isinstance(authors, str) else ""
-        md5 = md5.strip().lower() if isinstance(md5, str) and md5.strip() else None
-        out[int(bid)] = StatsBook(int(bid), title, authors, md5)
+        if type(bid) is not int:
+            continue
+        title = _text(title).rstrip("\x00")
+        authors = _text(authors).rstrip("\x00")
+        digest = _text(md5).strip().lower()
+        out[bid] = StatsBook(bid, title, authors, digest if _HEX32.match(digest) else None)
     return out
 
 
+def _whole(col: str) -> str:
+    return (f"(typeof({col}) = 'integer' OR (typeof({col}) = 'real'"
+            f" AND {col} = CAST({col} AS INTEGER)))")
+
+
+_COLUMNS = ("id_book", "page", "start_time", "duration", "total_pages")
+_USABLE = " AND ".join(_whole(c) for c in _COLUMNS)
 _ROWS_SQL = (
-    "SELECT id_book, page, start_time, duration, total_pages FROM page_stat_data"
-    " WHERE duration > 0 AND page > 0 AND total_pages > 0"
+    "SELECT id_book, CAST(page AS INTEGER), CAST(start_time AS INTEGER),"
+    " CAST(duration AS INTEGER), CAST(total_pages AS INTEGER) FROM page_stat_data"
+    f" WHERE duration > 0 AND page > 0 AND total_pages > 0 AND {_USABLE}"
     " ORDER BY start_time, id_book, page")
+_BAD_ROWS_SQL = f"SELECT count(*) FROM page_stat_data WHERE NOT ({_USABLE})"
 
 
 def iter_sessions(conn: sqlite3.Connection, gap: int, now: int,
@@ -250,95 +348,49 @@ def iter_sessions(conn: sqlite3.Connection, gap: int, now: int,
             s.last_page, s.last_total = last_page, last_total
             s.final = now - max_end > gap
             yield s
-    except sqlite3.DatabaseError as exc:
-        raise StatisticsError(f"{path}: cannot read page_stat_data ({exc})") from None
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        raise StatisticsError(f"{path}: cannot read page_stat_data ({_error_text(exc)})") from None
     except (TypeError, ValueError) as exc:
         raise StatisticsError(f"{path}: unexpected values in page_stat_data ({exc})") from None
 
 
 def derive_sessions(path: str | os.PathLike[str], settings: Mapping[str, Any], now: int,
                     on_session: Callable[[StatsBook, Session], None] | None = None,
+                    problems: list[tuple[str, str]] | None = None,
                     ) -> tuple[dict[int, StatsBook], list[Session], dict[int, int]]:
-    """Open, read and group.  Returns (books, every session, last row end per book id)."""
+    """Open, read and group.  Returns (books, every session, last row end per book id).
+
+    With ``problems``, what is wrong with the file but not fatal is appended there as
+    ("warning" | "error", message), and a read that fails half way keeps the sessions
+    read so far (the last one not final); without it such a failure raises.
+    """
     gap = int(settings.get("sessions.gap_seconds", 300))
-    with open_statistics(path) as conn:
+    with open_statistics(path, problems) as conn:
         books = read_books(conn, str(path))
-        sessions = []
+        sessions: list[Session] = []
         last_end: dict[int, int] = {}
-        for s in iter_sessions(conn, gap, now, str(path)):
-            sessions.append(s)
-            if s.end > last_end.get(s.id_book, 0):
-                last_end[s.id_book] = s.end
-            if on_session is not None and s.id_book in books:
-                on_session(books[s.id_book], s)
+        if problems is not None:
+            try:
+                bad = conn.execute(_BAD_ROWS_SQL).fetchone()[0]
+            except (sqlite3.DatabaseError, UnicodeDecodeError):
+                bad = 0
+            if bad:
+                problems.append(("warning", f"{bad} rows with non-numeric values skipped"))
+        try:
+            for s in iter_sessions(conn, gap, now, str(path)):
+                sessions.append(s)
+                if s.end > last_end.get(s.id_book, 0):
+                    last_end[s.id_book] = s.end
+                if on_session is not None and s.id_book in books:
+                    on_session(books[s.id_book], s)
+        except StatisticsError as exc:
+            if problems is None:
+                raise
+            problems.append(("error", str(exc).removeprefix(f"{path}: ")
+                             + "; the sessions read before it are kept"))
+            if sessions:
+                sessions[-1].final = False
     return books, sessions, last_end
 
 
-# ------------------------------------------------------------------ reference material
-#: KOReader's statistics schema (koreader-data.md §3.2), for the sample device and the
-#: benchmark's generated databases.
-SCHEMA_DDL = [
-    """CREATE TABLE book
-            (
-                id integer PRIMARY KEY autoincrement,
-                title text,
-                authors text,
-                notes      integer,
-                last_open  integer,
-                highlights integer,
-                pages      integer,
-                series text,
-                language text,
-                md5 text,
-                total_read_time  integer,
-                total_read_pages integer
-            )""",
-    "CREATE UNIQUE INDEX book_title_authors_md5 ON book(title, authors, md5)",
-    """CREATE TABLE page_stat_data
-        (
-            id_book     integer,
-            page        integer NOT NULL DEFAULT 0,
-            start_time  integer NOT NULL DEFAULT 0,
-            duration    integer NOT NULL DEFAULT 0,
-            total_pages integer NOT NULL DEFAULT 0,
-            UNIQUE (id_book, page, start_time),
-            FOREIGN KEY(id_book) REFERENCES book(id)
-        )""",
-    "CREATE INDEX page_stat_data_start_time ON page_stat_data(start_time)",
-    """CREATE TABLE numbers
-        (
-            number INTEGER PRIMARY KEY
-        )""",
-    """CREATE VIEW page_stat AS
-        SELECT id_book, first_page + idx - 1 AS page, start_time,
-               duration / (last_page - first_page + 1) AS duration
-        FROM (
-            SELECT id_book, page, total_pages, pages, start_time, duration,
-                ((page - 1) * pages) / total_pages + 1 AS first_page,
-                max(((page - 1) * pages) / total_pages + 1, (page * pages) / total_pages)
-                    AS last_page,
-                idx
-            FROM page_stat_data
-            JOIN book ON book.id = id_book
-            JOIN (SELECT number as idx FROM numbers) AS N ON idx <= (last_page - first_page + 1)
-        )""",
-]
-
-#: SQLite's own window-function grouping of page-stat rows into sessions (gap rule of
-#: §3.5): the benchmark's baseline and the tests' oracle for :func:`iter_sessions`.
-WINDOW_GROUPING_SQL = """
-WITH o AS (
-  SELECT id_book, page, start_time, duration, total_pages,
-         LAG(id_book) OVER w AS prev_book,
-         start_time - MAX(start_time + duration) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS gap
-  FROM page_stat_data
-  WHERE duration > 0 AND page > 0 AND total_pages > 0
-  WINDOW w AS (ORDER BY start_time, id_book, page)),
-m AS (
-  SELECT *, SUM(CASE WHEN prev_book IS NULL OR prev_book <> id_book OR gap > :gap
-                     THEN 1 ELSE 0 END) OVER (ORDER BY start_time, id_book, page) AS session_no
-  FROM o)
-SELECT session_no, id_book, MIN(start_time) AS started, MAX(start_time + duration) AS ended,
-       SUM(duration) AS duration_seconds, COUNT(DISTINCT page) AS distinct_pages
-FROM m GROUP BY session_no, id_book ORDER BY started;
-"""
+from booklore_sync.koreader.statistics_schema import SCHEMA_DDL, WINDOW_GROUPING_SQL  # noqa: E402

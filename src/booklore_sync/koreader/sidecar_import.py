@@ -1,0 +1,304 @@
+"""From sidecar groups to books and their queue rows (koreader-data §4, §6;
+sync-and-cache §5): choose the sidecar, find the book file, fingerprint it, cache
+the book, then hand its items to ``rows``.
+
+An unchanged sidecar whose book is unchanged is recognised by a memo in the store
+and skipped cheaply (the rescan).  One book's failure never stops the scan.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from booklore_sync.koreader import annotations as ann
+from booklore_sync.koreader.books import BookMeta, book_meta, book_type_for
+from booklore_sync.koreader.candidates import (
+    Candidate,
+    SidecarGroup,
+    choose_sidecar,
+    order_candidates,
+)
+from booklore_sync.koreader.context import ScanContext, ScannedBook
+from booklore_sync.koreader.discovery import collect_groups
+from booklore_sync.koreader.epub import EpubError, EpubPackage
+from booklore_sync.koreader.luatable import LuaParseError, parse
+from booklore_sync.koreader.paths import to_store
+from booklore_sync.koreader.report import display_text
+from booklore_sync.koreader.rows import queue_items, queue_progress, queue_rating
+from booklore_sync.koreader.safeio import UnreadableFile, read_regular
+
+__all__ = ["run_groups", "process_group", "import_book"]
+
+_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_CUSTOM = "custom_metadata.lua"
+_BOOK_TOKEN = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+_DOC_PATH = re.compile(rb'\["doc_path"\]\s*=\s*"((?:[^"\\\n]|\\.)*)"')
+
+
+def _norm(p: Path) -> str:
+    s = str(p)
+    return s if s.isascii() else unicodedata.normalize("NFC", s)  # ASCII is NFC already
+
+
+def run_groups(ctx: ScanContext) -> None:
+    listings: dict[str, frozenset[str]] = {}
+    groups, book_files = collect_groups(ctx.layout, ctx.mapper, ctx.history_paths,
+                                        listings, warn=ctx.report.warn)
+    ctx.listings = listings
+    path_groups = [g for g in groups if g.hash is None]
+    hash_groups = {g.hash: g for g in groups if g.hash is not None}
+    claimed: dict[str, SidecarGroup] = {}
+    for g in path_groups:
+        if g.book_path is not None and ctx.is_file(g.book_path):
+            claimed[_norm(g.book_path)] = g
+            d = ctx.file_digest(g.book_path)
+            if d is not None and d in hash_groups:
+                hg = hash_groups.pop(d)
+                g.candidates.extend(hg.candidates)
+                g.sdr_dir = g.sdr_dir or hg.sdr_dir
+    ordered = path_groups + list(hash_groups.values())
+    total = len(ordered)
+    for i, g in enumerate(ordered, 1):
+        try:
+            process_group(ctx, g, claimed, book_files)
+        except sqlite3.OperationalError:
+            raise  # the store itself failed (disk full, locked): not this book's fault
+        except RecursionError:
+            ctx.report.error(g.candidates[0].path, "cannot import: data nested too deeply")
+        except Exception as exc:  # noqa: BLE001 - last-resort guard: one bad book never stops the scan
+            ctx.report.error(g.candidates[0].path,
+                             f"cannot import: {type(exc).__name__}: {exc}")
+        if ctx.on_progress is not None:
+            ctx.on_progress(i, total)
+    ctx.flush()
+
+
+def locate_hash_book(ctx: ScanContext, g: SidecarGroup, doc_path: str | None,
+                     claimed: dict[str, SidecarGroup], book_files: list[str]) -> Path | None:
+    local = ctx.mapper.to_local(doc_path)
+    if local is not None and ctx.is_file(local):
+        return local
+    for name in book_files:
+        f = Path(name)
+        if _norm(f) in claimed:
+            continue
+        if ctx.file_digest(f) == g.hash:
+            return f
+    return None
+
+
+def memo_key(ctx: ScanContext, path: Path) -> str:
+    return "sidecar\x00" + to_store(path)
+
+
+def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarGroup],
+                  book_files: list[str]) -> None:
+    # ---- cheap path: the sidecar that won last time is unchanged
+    first = None
+    first_raw = b""
+    first_token = None
+    for cand in order_candidates(g.candidates, ctx.file_times):
+        try:
+            first_raw = read_regular(cand.path)
+        except UnreadableFile:
+            break  # choose_sidecar reports it
+        if first_raw.strip():
+            first = cand
+        break
+    if first is not None:
+        book_path = g.book_path
+        if g.hash is not None and book_path is None:
+            m = _DOC_PATH.search(first_raw)
+            if m:
+                book_path = ctx.mapper.to_local(m.group(1).decode("utf-8", "surrogateescape"))
+        token = sidecar_token(ctx, first_raw, book_path, g)
+        first_token = token
+        memo = ctx.store.get_file_memo(memo_key(ctx, first.path))
+        if memo is not None and memo[2].startswith(token + "|"):
+            ctx.report.books += 1
+            restore_book(ctx, memo[2][len(token) + 1:])
+            return
+    first_path = first.path if first is not None else None
+
+    def read(path: Path) -> bytes:
+        # the first candidate was read above: parse those very bytes
+        return first_raw if path is first_path else read_regular(path)
+
+    chosen = choose_sidecar(g, ctx.file_times, read)
+    if chosen is None:
+        for cand in g.candidates:
+            ctx.report.warn(cand.path, "an empty sidecar: skipped (KOReader ignores it)")
+        return
+    for f, reason in chosen.errors:
+        ctx.report.error(f, reason)
+    if chosen.data is None or chosen.candidate is None:
+        for f, reason in chosen.skipped:
+            ctx.report.warn(f, reason)
+        return
+    data = chosen.data
+    for problem in ann.type_problems(data):
+        ctx.report.warn(chosen.candidate.path, problem)
+    damaged = [k for k in data if isinstance(k, str) and not _utf8(k)]
+    if damaged:
+        ctx.report.warn(chosen.candidate.path, "keys with invalid UTF-8 ignored (a damaged "
+                        f"file?): {', '.join(display_text(repr(k)) for k in damaged[:5])}")
+    book_path = g.book_path
+    doc_path = data.get("doc_path") if isinstance(data.get("doc_path"), str) else None
+    if book_path is None or not ctx.is_file(book_path):
+        mapped = ctx.mapper.to_local(doc_path)
+        if g.hash is not None:
+            book_path = locate_hash_book(ctx, g, doc_path, claimed, book_files)
+        elif mapped is not None and ctx.is_file(mapped):
+            book_path = mapped
+    errors_before = len(ctx.report.errors) + len(ctx.report.warnings)
+    book = import_book(ctx, g, chosen.candidate, data, book_path, doc_path)
+    if book is None:
+        return
+    ctx.report.books += 1
+    clean = len(ctx.report.errors) + len(ctx.report.warnings) == errors_before
+    if clean and chosen.candidate is first:
+        try:
+            st = chosen.candidate.path.stat()
+            token = first_token or sidecar_token(
+                ctx, chosen.raw, book_path if g.hash is not None else g.book_path, g)
+            ctx.store.put_file_memo(memo_key(ctx, chosen.candidate.path), st.st_size,
+                                     st.st_mtime_ns, token + "|" + _book_token(book))
+        except OSError:
+            pass
+
+
+def sidecar_token(ctx: ScanContext, raw: bytes, book_path: Path | None, g: SidecarGroup) -> str:
+    h = hashlib.md5(raw)
+    h.update(ctx.signature_bytes)
+    h.update(ctx.file_state(book_path).encode())
+    custom = custom_path(ctx, g)
+    if custom is not None:
+        h.update(ctx.file_state(custom).encode())
+    return h.hexdigest()
+
+
+def custom_path(ctx: ScanContext, g: SidecarGroup) -> str | None:
+    """``<sdr>/custom_metadata.lua`` as a string; when the ``.sdr`` listing read by
+    discovery has no such name, the scan's stat of it is that of a missing file."""
+    if g.sdr_dir is None:
+        return None
+    sdr = str(g.sdr_dir)
+    path = sdr + os.sep + _CUSTOM  # str(g.sdr_dir / _CUSTOM)
+    if path not in ctx.stats:
+        names = ctx.listings.get(sdr)
+        if names is not None and _CUSTOM not in names:
+            ctx.stats[path] = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT),
+                                                 path)
+    return path
+
+
+def restore_book(ctx: ScanContext, token: str) -> None:
+    try:
+        info = json.loads(token)
+        book = ScannedBook(info["p"], list(info["c"]), info.get("t"), info.get("n"), info.get("a"))
+    except (ValueError, KeyError, TypeError):
+        return
+    ctx.register(book)
+
+
+def import_book(ctx: ScanContext, g: SidecarGroup, cand: Candidate, data: dict[str, Any],
+                book_path: Path | None, doc_path: str | None) -> ScannedBook | None:
+    report = ctx.report
+    sidecar_path = cand.path
+    file_exists = book_path is not None and ctx.is_file(book_path)
+    file_digest = ctx.file_digest(book_path) if file_exists and book_path else None
+    stored = data.get("partial_md5_checksum")
+    stored = stored.lower() if isinstance(stored, str) and _HEX32.match(stored) else None
+    candidates: list[str] = []
+    for h in (stored, file_digest, g.hash):
+        if h and h not in candidates:
+            candidates.append(h)
+    if not candidates:
+        report.error(sidecar_path, "no fingerprint: the sidecar has no partial_md5_checksum "
+                                   "and the book file is not reachable")
+        return None
+    primary = candidates[0]
+    name = (book_path.name if book_path is not None
+            else (doc_path.rsplit("/", 1)[-1] if doc_path else None))
+    if name is None and g.sdr_dir is not None:
+        ext = cand.path.name.split(".")[1] if cand.path.name.startswith("metadata.") else ""
+        name = g.sdr_dir.name[:-4] + (f".{ext}" if ext and ext != "_" else "")
+    book_type = book_type_for(name) if name else None
+    if not file_exists:
+        report.warn(sidecar_path, f"book file not found ({doc_path or book_path}); its "
+                                  "highlights and bookmarks are queued without a CFI")
+    # custom metadata
+    custom = None
+    if g.sdr_dir is not None:
+        cpath = custom_path(ctx, g)
+        if cpath is not None and (ctx.exists(cpath) or os.path.lexists(cpath)):
+            cm = Path(cpath)
+            try:
+                custom = parse(read_regular(cm), file=str(cm))
+                if not isinstance(custom, dict):
+                    custom = None
+            except LuaParseError as exc:
+                report.error(cm, f"not a valid KOReader Lua file: {exc.message} "
+                                 f"(line {exc.line}, column {exc.column})")
+            except UnreadableFile as exc:
+                report.error(cm, str(exc))
+    # the EPUB, when metadata is missing or a CFI is needed
+    pkg: EpubPackage | None = None
+    is_epub = bool(name) and str(name).lower().endswith(".epub")
+    items, problems = ann.extract_items(data)
+    for p in problems:
+        report.warn(sidecar_path, p)
+    needs_cfi = any(not it.paged for it in items)
+    props = data.get("doc_props")
+    doc_props: Mapping[str, Any] = props if isinstance(props, Mapping) else {}
+    needs_opf = not doc_props.get("identifiers") or not doc_props.get("title")
+    if file_exists and is_epub and (needs_cfi or needs_opf):
+        try:
+            pkg = EpubPackage.open(book_path)  # type: ignore[arg-type]
+        except EpubError as exc:
+            report.warn(book_path, f"cannot read the EPUB: {exc}")  # type: ignore[arg-type]
+    try:
+        meta: BookMeta = book_meta(data, custom, name, pkg)
+        local = ctx.mapper.to_local(doc_path)
+        file_path = str(book_path) if book_path is not None else (
+            str(local) if local is not None else doc_path)
+        title = display_text(meta.title) if meta.title else meta.title
+        author = display_text(meta.author) if meta.author else meta.author
+        ctx.store.upsert_book(
+            primary, file_path=to_store(file_path) if file_path else file_path,
+            title=title, author=author,
+            isbn10=meta.isbn10, isbn13=meta.isbn13, book_type=book_type,
+            extra_hashes=tuple(candidates[1:]))
+        book = ScannedBook(primary, candidates, book_type, title,
+                     "\n".join(meta.authors) if meta.authors else None)
+        ctx.register(book)
+        queue_items(ctx, items, primary, book_type, data, pkg, book_path, file_exists,
+                    sidecar_path, name)
+        queue_rating(ctx, data, primary)
+        queue_progress(ctx, data, primary, candidates, cand)
+    finally:
+        if pkg is not None:
+            pkg.close()
+    return book
+
+
+def _book_token(book: ScannedBook) -> str:
+    return _BOOK_TOKEN.encode({"p": book.primary, "c": book.candidates, "t": book.book_type,
+                               "n": book.title, "a": book.authors})
+
+
+def _utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -290,9 +290,9 @@ class Transport:
     def _emit(self, method: str, path: str, status: int | None, started: float, error: str | None) -> None:
         ms = (time.monotonic() - started) * 1000
         if status is not None:
-            http_log.debug("%s %s -> %s (%.0f ms)", method, path, status, ms)
+            http_log.debug("%s %s → %s (%.0f ms)", method, path, status, ms)
         else:
-            http_log.debug("%s %s -> %s (%.0f ms)", method, path, error, ms)
+            http_log.debug("%s %s → %s (%.0f ms)", method, path, error, ms)
         if self.on_request is not None:
             try:
                 self.on_request(RequestEvent(method, path, status, round(ms, 1), error))

@@ -138,23 +138,17 @@ def progress_bar(label: str) -> Iterator[Any]:
 
 # ------------------------------------------------------------------ -v
 class _RequestLines(logging.Filter):
-    """Pass the per-request lines: every record of ``booklore_sync.http``, and the client's own ``METHOD PATH -> STATUS (N ms)`` debug line, shown with an arrow."""
+    """Pass the per-request lines of ``booklore_sync.http``: ``METHOD PATH → STATUS (N ms)``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "booklore_sync.http":
-            return True
-        if record.msg == "%s %s -> %s (%.0f ms)" and isinstance(record.args, tuple):
-            method, path, status, ms = record.args
-            record.msg, record.args = "%s %s → %s (%.0f ms)", (method, path, status, ms)
-            return True
-        return False
+        return record.name == "booklore_sync.http"
 
 
 def enable_request_log() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(_RequestLines())
-    for name in ("booklore_sync.http", "booklore_sync.booklore"):
+    for name in ("booklore_sync.http",):
         logger = logging.getLogger(name)
         logger.setLevel(logging.DEBUG)
         logger.addHandler(handler)

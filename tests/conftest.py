@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def home(isolated_env) -> Path:
+def home(isolated_env: Path) -> Path:
     return isolated_env
 
 
@@ -92,7 +93,7 @@ def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = N
     )
 
 
-def cli_json(*args: str, **kw) -> tuple[int, dict]:
+def cli_json(*args: str, **kw: Any) -> tuple[int, dict]:
     proc = run_cli(*args, **kw)
     try:
         data = json.loads(proc.stdout)

@@ -28,6 +28,9 @@ dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/booklore-sync demo
 
+# The suite starts the command in hundreds of subprocesses: let Python cache bytecode
+# (an inherited PYTHONDONTWRITEBYTECODE=1 makes each one compile the package again).
+test: unexport PYTHONDONTWRITEBYTECODE
 test: lint typecheck
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 

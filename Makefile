@@ -30,9 +30,8 @@ demo: $(VENV)/.installed
 
 # The suite starts the command in hundreds of subprocesses: let Python cache bytecode
 # (an inherited PYTHONDONTWRITEBYTECODE=1 makes each one compile the package again).
-test: unexport PYTHONDONTWRITEBYTECODE
 test: lint typecheck
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

@@ -7,12 +7,28 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = (ROOT.parent / "shared" / "fixtures").resolve()
 TESTS = Path(__file__).resolve().parent
+# The fixture files the suite needs live in the repository (tests/fixtures/README.md).
+FIXTURES = TESTS / "fixtures"
+KOBO = FIXTURES / "kobo"
+BOOKS = FIXTURES / "books"
+# The real-world corpus stays outside the repository: beside the clone, or where
+# BOOKLORE_SYNC_REALWORLD points.  Tests needing it skip when it is absent.
+REALWORLD = Path(os.environ.get("BOOKLORE_SYNC_REALWORLD")
+                 or ROOT.parent / "shared" / "fixtures" / "realworld")
+
+
+@pytest.fixture(scope="session")
+def realworld() -> Path:
+    """The real-world KOReader corpus (read-only); skips the test when it is absent."""
+    if not REALWORLD.is_dir():
+        pytest.skip(f"real-world corpus not found: {REALWORLD} (kept outside the repository)")
+    return REALWORLD
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +36,11 @@ def isolated_env(tmp_path_factory, monkeypatch):
     """No test sees the user's home, config, keyring or BookLore variables."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("BOOKLORE_SYNC_HOME", str(home))
+    # Platform directories too (config, data, cache, state), so that no test — nor a
+    # parallel worker — reads or writes the user's real ones.
+    xdg = tmp_path_factory.mktemp("xdg")
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(var, str(xdg / var.lower()))
     for var in ("BOOKLORE_URL", "BOOKLORE_USERNAME", "BOOKLORE_PASSWORD",
                 "BOOKLORE_KOREADER_USERNAME", "BOOKLORE_KOREADER_PASSWORD"):
         monkeypatch.delenv(var, raising=False)
@@ -32,7 +53,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def home(isolated_env) -> Path:
+def home(isolated_env: Path) -> Path:
     return isolated_env
 
 
@@ -72,10 +93,22 @@ def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = N
     )
 
 
-def cli_json(*args: str, **kw) -> tuple[int, dict]:
+def cli_json(*args: str, **kw: Any) -> tuple[int, dict]:
     proc = run_cli(*args, **kw)
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:
         raise AssertionError(f"not one JSON object on stdout: {proc.stdout!r}\n{proc.stderr}") from exc
     return proc.returncode, data
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Never end with pytest's exit code 5 ("no tests collected"): a run narrowed by the
+    caller (paths, -k, -m) that matched nothing is a clean, empty run (0); the whole suite
+    collecting nothing means it is broken (1)."""
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
+        return
+    opt = session.config.option
+    narrowed = bool(getattr(opt, "keyword", "") or getattr(opt, "markexpr", "")
+                    or session.config.args_source == pytest.Config.ArgsSource.ARGS)
+    session.exitstatus = pytest.ExitCode.OK if narrowed else pytest.ExitCode.TESTS_FAILED

@@ -6,15 +6,15 @@ from __future__ import annotations
 import hashlib
 import re
 import ssl
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from booklore_sync.emulator import start_emulator
+from tests.conftest import BOOKS
 
-FIXTURE_BOOKS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "books"
+FIXTURE_BOOKS = BOOKS  # tests/fixtures/books
 LEAVES_HASH = "59d481d168cca6267322f150c5f6a2a3"
 TALL_HASH = "41cce710f34e5ec21315e19c99821415"
 H1 = "a" * 32

@@ -5,11 +5,7 @@ from pathlib import Path
 
 import pytest
 
-# shared/ lies beside the repository (in development and in CI)
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-FIXTURES = SHARED / "fixtures"
-KOBO = FIXTURES / "kobo"
-BOOKS = FIXTURES / "books"
+from tests.conftest import BOOKS, FIXTURES, KOBO  # noqa: F401  (re-exported for the tests here)
 
 
 @pytest.fixture

@@ -56,11 +56,11 @@ def _queued_per_book(store: Store) -> list[str]:
 
 def run_demo(keep: Path | None = None) -> int:
     from booklore_sync import render
+    from booklore_sync.actions.sync import sync_once
     from booklore_sync.emulator import start_emulator
     from booklore_sync.koreader.sample import build_sample_device
     from booklore_sync.koreader.scan import scan_source
     from booklore_sync.status import status_data, status_text
-    from booklore_sync.sync.runner import sync_once
 
     if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
         # a previous run's store would already hold everything as synced

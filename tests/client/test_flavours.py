@@ -571,7 +571,7 @@ def test_request_hook_and_logger_never_show_secrets(url, fake, caplog):
         ("POST", "/api/v1/auth/login", 200), ("GET", "/api/v1/books/7", 200), ("GET", "/api/koreader/users/auth", 200)]
     assert all(e.milliseconds >= 0 for e in events)
     text = caplog.text + repr(events)
-    assert "GET /api/v1/books/7 -> 200" in caplog.text
+    assert "GET /api/v1/books/7 → 200" in caplog.text
     for secret in (BL_PASSWORD, KO_PASSWORD, token):
         assert secret not in text
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from booklore_sync.actions.sync import sync_once
 from booklore_sync.store import QUEUES
-from booklore_sync.sync.runner import sync_once
 from tests.sync.conftest import make_config, open_store, scan_into
 
 PHASE_PATHS = [

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from booklore_sync.actions.sync import make_client, sync_locked, sync_once
 from booklore_sync.emulator import start_emulator
 from booklore_sync.store import QUEUES, QueueItem
-from booklore_sync.sync.runner import make_client, sync_locked, sync_once
 from tests.sync.conftest import make_config, make_env, open_store, scan_into
 
 BATCH = "/api/v1/reading-sessions/batch"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from booklore_sync.actions.match import LinkError, run_link, run_match, run_rematch
+from booklore_sync.actions.sync import make_client
 from booklore_sync.sync.manual import ENTER_ID, SEARCH_AGAIN, SKIP, STOP, manual_match
 from booklore_sync.sync.matcher import Candidate, Matcher
-from booklore_sync.sync.matching import LinkError, run_link, run_match, run_rematch
-from booklore_sync.sync.runner import make_client
 from tests.sync.conftest import make_config, open_store, scan_into
 
 FP_A = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

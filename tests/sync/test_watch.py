@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 
+from booklore_sync.actions.sync import sync_once
 from booklore_sync.emulator import start_emulator
-from booklore_sync.sync.runner import sync_once
 from booklore_sync.watch import Watcher
 from tests.sync.conftest import make_config, make_env, open_store
 

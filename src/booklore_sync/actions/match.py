@@ -145,7 +145,7 @@ def _manual(cfg: Config, out: MatchOutcome, prompter: Any) -> None:
 
 def _upload(cfg: Config, store: Store, client: Any, out: MatchOutcome,
             cache_ids: list[int]) -> None:
-    from booklore_sync.sync.runner import sync_locked
+    from booklore_sync.actions.sync import sync_locked
 
     fps = _fingerprints(store, cache_ids)
     if not fps:

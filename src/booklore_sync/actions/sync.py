@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from booklore_sync.actions.base import LOCKED, ActionError, session
+from booklore_sync.actions.base import LOCKED, ActionError, make_client, session, store_lock
 from booklore_sync.config import Config
+from booklore_sync.store import LockBusy
 from booklore_sync.sync.report import SyncReport
+
+if TYPE_CHECKING:
+    from booklore_sync.store import Store
+
+__all__ = ["SyncOutcome", "configured_accounts", "make_client", "run_sync", "sync_locked",
+           "sync_once", "upload_lock"]
 
 
 @dataclass
@@ -21,7 +30,6 @@ def run_sync(cfg: Config, *, only_fingerprints: Iterable[str] | None = None,
              on_progress: Callable[[int, int], None] | None = None) -> SyncOutcome:
     """Take the lock, run the engine, release the lock; never raises for a user error."""
     from booklore_sync.sync.engine import SyncEngine
-    from booklore_sync.sync.runner import configured_accounts
 
     out = SyncOutcome()
     try:
@@ -42,3 +50,37 @@ def run_sync(cfg: Config, *, only_fingerprints: Iterable[str] | None = None,
         else:
             out.report.config_errors.append(exc.message)
     return out
+
+
+def configured_accounts(cfg: Config) -> set[str]:
+    return {a for a in ("booklore", "koreader") if cfg.account_configured(a)}
+
+
+def sync_locked(cfg: Config, store: Store, client: Any, *,
+                only_fingerprints: Iterable[str] | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> SyncReport:
+    """One engine run; the caller holds the sync lock (e.g. a confirmed manual match)."""
+    from booklore_sync.sync.engine import SyncEngine
+
+    engine = SyncEngine(store, client, cfg.settings(), accounts=configured_accounts(cfg),
+                        only_fingerprints=only_fingerprints, on_progress=on_progress)
+    return engine.run()
+
+
+@contextmanager
+def upload_lock(cfg: Config) -> Iterator[None]:
+    """Hold the store's sync lock (spec §3): waits up to 5 s, then raises LockBusy."""
+    try:
+        with store_lock(cfg):
+            yield
+    except ActionError as exc:
+        if exc.kind == LOCKED:
+            raise LockBusy(exc.message.split(";")[0]) from None
+        raise
+
+
+def sync_once(cfg: Config, *, only_fingerprints: Iterable[str] | None = None,
+              on_progress: Callable[[int, int], None] | None = None) -> SyncReport:
+    """``run_sync`` for callers that want only the report (``locked`` / ``config_errors``
+    say why nothing ran)."""
+    return run_sync(cfg, only_fingerprints=only_fingerprints, on_progress=on_progress).report

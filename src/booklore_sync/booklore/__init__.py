@@ -35,15 +35,11 @@ from .errors import (
 from .items import Annotation, Bookmark, NoteV1, NoteV2, ServerItem, StatusResult
 from .models import (
     BOOK_TYPES,
-    BatchResult,
     Book,
     Health,
     KoreaderProgress,
     RatingResult,
     SearchResult,
-    ServerSession,
-    SessionIn,
-    SessionPage,
     format_instant,
     normalize_hash,
     normalize_isbn,
@@ -52,6 +48,7 @@ from .models import (
     utf16_len,
 )
 from .protocol import SyncClient
+from .session_models import BatchResult, ServerSession, SessionIn, SessionPage
 from .texts import CUT_MARKER, TEXT_COLUMN_BYTES, FittedText, fit_text_column
 from .transport import NormalizedURL, RequestEvent, normalize_server_url
 

@@ -18,10 +18,6 @@ __all__ = [
     "Health",
     "Book",
     "SearchResult",
-    "SessionIn",
-    "ServerSession",
-    "SessionPage",
-    "BatchResult",
     "RatingResult",
     "KoreaderProgress",
     "format_instant",
@@ -299,5 +295,3 @@ class KoreaderProgress:
         )
 
 
-# the session types live in their own module; re-exported here (their old home)
-from .session_models import BatchResult, ServerSession, SessionIn, SessionPage  # noqa: E402

@@ -11,8 +11,9 @@ from typing import Any, Protocol, runtime_checkable
 from .capabilities import Capabilities
 from .errors import BookLoreError
 from .items import ServerItem, StatusResult
-from .models import BatchResult, Book, KoreaderProgress, SessionIn
+from .models import Book, KoreaderProgress
 from .ratings import RatingOutcome
+from .session_models import BatchResult, SessionIn
 
 __all__ = ["SyncClient"]
 

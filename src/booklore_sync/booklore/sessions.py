@@ -11,7 +11,8 @@ from typing import Any
 from .capabilities import Capabilities
 from .errors import NotConfiguredError, NotJSONError, OutcomeUnknownError, UnsupportedEndpointError
 from .http import extract_message, is_json_response, media_type
-from .models import BOOK_TYPES, BatchResult, ServerSession, SessionIn, SessionPage
+from .models import BOOK_TYPES
+from .session_models import BatchResult, ServerSession, SessionIn, SessionPage
 from .writes import WritesMixin
 
 __all__ = ["SessionsMixin", "SESSIONS", "SESSIONS_BATCH", "SESSIONS_BOOK", "MAX_BATCH"]

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from booklore_sync.booklore.models import SessionIn, parse_time
+from booklore_sync.booklore.models import parse_time
+from booklore_sync.booklore.session_models import SessionIn
 
 if TYPE_CHECKING:
     from booklore_sync.store.db import QueueItem

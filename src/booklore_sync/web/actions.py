@@ -273,7 +273,7 @@ def _skipped(report: Any) -> int:
 
 def run_sync(cfg: Config, progress: Progress) -> JobResult:
     """Sync Pending Now, as ``sync`` does it."""
-    from booklore_sync.sync.runner import sync_once
+    from booklore_sync.actions.sync import sync_once
 
     progress("resolve", 0, sum(pending_counts(cfg).values()))
     report = sync_once(cfg, on_progress=_phase_tracker(cfg, progress))
@@ -286,7 +286,7 @@ def run_sync(cfg: Config, progress: Progress) -> JobResult:
 
 def run_auto_match(cfg: Config, progress: Progress) -> JobResult:
     """Match Unmatched Books, automatic step and the uploads of newly matched books."""
-    from booklore_sync.sync.matching import run_match
+    from booklore_sync.actions.match import run_match
 
     progress("resolve", 0, 0)
     outcome = run_match(cfg, interactive=False)
@@ -310,7 +310,7 @@ def _unreachable(outcome: Any) -> bool:
 
 def run_rematch_all(cfg: Config, progress: Progress) -> JobResult:
     """Re-match All Books in Cache (the confirmation was the page before)."""
-    from booklore_sync.sync.matching import run_rematch
+    from booklore_sync.actions.match import run_rematch
 
     progress("resolve", 0, 0)
     code, result, messages = run_rematch(cfg, confirm=None)
@@ -347,8 +347,8 @@ def unmatched_ids(cfg: Config) -> list[int]:
 
 @contextmanager
 def _matcher(cfg: Config, store: Store) -> Iterator[Any]:
+    from booklore_sync.actions.sync import make_client
     from booklore_sync.sync.matcher import Matcher, ServerUnavailable
-    from booklore_sync.sync.runner import make_client
 
     try:
         client = make_client(cfg, store)
@@ -397,7 +397,7 @@ def lookup_book(cfg: Config, book_id: int) -> tuple[str, str] | None:
 def confirm_match(cfg: Config, cache_id: int, book_id: int,
                   score: float | None) -> list[str]:
     """Link the book (a manual match) and upload its pending items, under the lock."""
-    from booklore_sync.sync.runner import sync_locked
+    from booklore_sync.actions.sync import sync_locked
 
     with locked(cfg), Store.open(cfg.store_path) as store:
         book = store.get_book(cache_id)

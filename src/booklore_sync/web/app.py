@@ -16,30 +16,25 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from booklore_sync import labels
 from booklore_sync.config import Config, ConfigError
 from booklore_sync.web import actions
 from booklore_sync.web.jobs import Jobs
+from booklore_sync.web.responses import (  # noqa: F401 - names the pages use too
+    JOB_HEADINGS,
+    MENU_FORMS,
+    blocking,
+    redirect,
+    session_cookie,
+)
 from booklore_sync.web.security import COOKIE, Session, Sessions
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
-MENU_FORMS = {
-    labels.SYNC: ("post", "/sync"),
-    labels.VIEW: ("get", "/pending"),
-    labels.MATCH: ("post", "/match"),
-    labels.CLEAR_PENDING: ("get", "/clear-pending"),
-    labels.ADVANCED: ("get", "/advanced"),
-    labels.CLEAR_CACHE: ("post", "/clear-cache"),
-}
-JOB_HEADINGS = {"sync": "Sync Pending Now", "match": "Match Unmatched Books",
-                "rematch": "Re-match All Books in Cache"}
 
 Handler = Callable[[Request, Session, FormData | None], Awaitable[Response]]
 
@@ -167,18 +162,6 @@ def _field(form: FormData | None, name: str) -> str | None:
         return None
     value = form.get(name)
     return value if isinstance(value, str) else None
-
-
-def session_cookie(sid: str) -> str:
-    return f"{COOKIE}={sid}; HttpOnly; Path=/; SameSite=Strict"
-
-
-def redirect(to: str) -> RedirectResponse:
-    return RedirectResponse(to, status_code=303)
-
-
-async def blocking(fn: Callable[..., Any], *args: Any) -> Any:
-    return await run_in_threadpool(fn, *args)
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from booklore_sync.store.queries import QUEUES
 from booklore_sync.web import actions
-from booklore_sync.web.app import JOB_HEADINGS, MENU_FORMS, blocking, redirect, session_cookie
+from booklore_sync.web.responses import JOB_HEADINGS, MENU_FORMS, blocking, redirect, session_cookie
 from booklore_sync.web.security import Session
 
 if TYPE_CHECKING:

@@ -35,11 +35,11 @@ from pathlib import Path
 
 import httpx
 
+from booklore_sync.actions.sync import sync_once
 from booklore_sync.config import Config
 from booklore_sync.emulator import start_emulator
 from booklore_sync.store import Store
 from booklore_sync.sync.engine import DEFAULT_CONCURRENCY
-from booklore_sync.sync.runner import sync_once
 
 BOOK_TYPE = "EPUB"
 

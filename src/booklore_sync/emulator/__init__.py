@@ -7,13 +7,15 @@ releases), with a control API and fault hooks for tests.  See ``docs/emulator.md
         emu.base_url, emu.state.sessions(), emu.state.inject_fault(...)
 """
 
+from typing import Any
+
 from .server import Emulator, start_emulator
 from .state import State
 
 __all__ = ["Emulator", "State", "start_emulator", "run_emulator_cli"]
 
 
-def run_emulator_cli(*args, **kwargs) -> int:  # noqa: ANN002, ANN003
+def run_emulator_cli(*args: Any, **kwargs: Any) -> int:
     """See ``booklore_sync.emulator.cli.run_emulator_cli``."""
     from .cli import run_emulator_cli as _run
 

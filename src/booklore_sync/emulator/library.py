@@ -121,7 +121,7 @@ def _valid_isbn(digits: str) -> bool:
 
 
 def epub_metadata(path: Path) -> dict[str, Any]:
-    from lxml import etree  # type: ignore[import-untyped]
+    from lxml import etree
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True)
     with zipfile.ZipFile(path) as zf:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from lxml import etree  # type: ignore[import-untyped]
+from lxml import etree
 
 __all__ = ["EpubError", "EpubPackage", "ManifestItem", "SpineItem", "substitute_entities",
            "parse_xhtml", "localname"]

@@ -40,7 +40,8 @@ from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engin
     account_trouble,
 )
 from booklore_sync.sync.plan import RATING_GROUP_MAX  # noqa: F401
-from booklore_sync.sync.reading import progress_unit, sessions_unit
+from booklore_sync.sync.progress import progress_unit
+from booklore_sync.sync.reading import sessions_unit
 from booklore_sync.sync.report import SyncReport
 from booklore_sync.sync.resolve import Known, Resolver, ServerLost, caps_of
 from booklore_sync.sync.uploads import (

@@ -1,4 +1,5 @@
-"""The work units of the reading phases: progress and sessions (HTTP only)."""
+"""The work units of the sessions phase (HTTP only); progress lives in
+:mod:`booklore_sync.sync.progress` (re-exported here)."""
 
 from __future__ import annotations
 
@@ -8,59 +9,12 @@ from typing import TYPE_CHECKING
 from booklore_sync.booklore import errors as E
 from booklore_sync.sync.outcomes import NEEDS_CHECK, Gone, Outcome, Sent, Skipped, Synced
 from booklore_sync.sync.payloads import session_in
-from booklore_sync.sync.plan import ProgressUnit, SessionUnit, chunks, doubtful
+from booklore_sync.sync.plan import SessionUnit, chunks, doubtful
+from booklore_sync.sync.progress import progress_unit, progress_verdict  # noqa: F401  (moved)
 from booklore_sync.sync.uploads import Worker
 
 if TYPE_CHECKING:
     from booklore_sync.store.db import QueueItem
-
-
-# ---------------------------------------------------------------- progress
-def progress_unit(w: Worker, unit: ProgressUnit, device_default: str) -> None:
-    item = unit.item
-    if not w.ready("progress", [item], "koreader"):
-        return
-    progress = item.key["progress"]
-    fraction = float(item.key["percentage"])
-    expected = {item.id: (progress, fraction)}
-    try:
-        if progress_verdict(w, unit, progress, fraction) == "server_ahead":
-            w.add(Synced("progress", [item], defer=True,
-                         history={"outcome": "server_ahead", "expected": expected}))
-            return
-        w.state.check()
-        w.client.put_progress(
-            item.fingerprint, progress=progress, percentage=fraction,
-            device=item.payload.get("device") or device_default,
-            device_id=item.payload.get("device_id") or device_default)
-    except E.BookLoreError as exc:
-        w.error("progress", [item], exc, not_found="fingerprint")
-        return
-    w.add(Synced("progress", [item], defer=True,
-                 history={"outcome": "pushed", "expected": expected}))
-
-
-def progress_verdict(w: Worker, unit: ProgressUnit, progress: str, fraction: float) -> str:
-    """'push' or 'server_ahead', by koreader-data.md §8.3."""
-    item = unit.item
-    if unit.book_raw is not None:
-        kp = unit.book_raw.get("koreaderProgress")
-        server_pct = kp.get("percentage") if isinstance(kp, dict) else None
-        if server_pct is None or float(server_pct) <= fraction * 100 - 0.05:
-            return "push"  # settled by this run's lookup: no read needed
-    w.state.check()
-    server = w.client.get_progress(item.fingerprint)
-    if server is None or server.timestamp is None or server.percentage is None:
-        return "push"
-    ours = unit.own_push
-    if ours is not None and server.progress == ours[0] \
-            and abs(float(server.percentage) - ours[1]) <= 0.00005:
-        return "push"  # the server holds our own last push
-    local_time = item.payload.get("position_time")
-    newer = local_time is None or server.timestamp > int(local_time)
-    if newer and float(server.percentage) > fraction:
-        return "server_ahead"
-    return "push"
 
 
 # ---------------------------------------------------------------- sessions

@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import math
+import threading
+from email.utils import parsedate_to_datetime
 from typing import Any
+
+import httpx
 
 from .core import ClientCore
 from .http import extract_message
@@ -27,8 +31,28 @@ def _fraction(value: Any, name: str, high: float) -> float:
     return float(value)
 
 
+_PUSH_TIMES = threading.local()
+
+
+def _server_date(resp: httpx.Response) -> float | None:
+    """The answer's ``Date`` header as epoch seconds (None when absent or unreadable)."""
+    raw = resp.headers.get("date")
+    if not raw:
+        return None
+    try:
+        return parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 class ProgressMixin(ClientCore):
     """Positions."""
+
+    def last_push_server_time(self) -> float | None:
+        """The server's time (its ``Date`` header) of this thread's last successful
+        position push, or None when its answer carried none (koreader-data §8.3: the
+        client then uses its own clock)."""
+        return getattr(_PUSH_TIMES, "value", None)
 
     def put_progress(
         self,
@@ -61,6 +85,7 @@ class ProgressMixin(ClientCore):
         }
         resp = self._request("PUT", KO_PROGRESS, auth="koreader", json_body=body, idempotent=True)
         if 200 <= resp.status_code < 300:
+            _PUSH_TIMES.value = _server_date(resp)
             data = self._json_ok(resp, "PUT", KO_PROGRESS)
             return data if isinstance(data, dict) else {}
         raise self._fail(resp, "PUT", KO_PROGRESS, "koreader")
@@ -113,5 +138,6 @@ class ProgressMixin(ClientCore):
         body = {"bookId": int(book_id), field: inner}
         resp = self._request("POST", BOOK_PROGRESS, auth="bearer", json_body=body, idempotent=True)
         if 200 <= resp.status_code < 300:
+            _PUSH_TIMES.value = _server_date(resp)
             return None
         raise self._fail(resp, "POST", BOOK_PROGRESS, "bearer")

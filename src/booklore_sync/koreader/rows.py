@@ -169,9 +169,38 @@ def queue_progress(ctx: ScanContext, data: Mapping[str, Any], fp: str, candidate
     times = [ctx.stats_last_end[h] for h in candidates if h in ctx.stats_last_end]
     if ctx.file_times:
         times.append(int(cand.mtime))
-    payload = {"device": ctx.device_name, "device_id": ctx.device_id,
-               "position_time": max(times) if times else None}
+    payload: dict[str, Any] = {"device": ctx.device_name, "device_id": ctx.device_id,
+                               "position_time": max(times) if times else None}
+    if not (isinstance(xp, str) and xp):
+        payload["page"] = int(progress)
+    summary = data.get("summary")
+    if isinstance(summary, Mapping):
+        status = summary.get("status")
+        if isinstance(status, str) and status.strip():
+            modified = summary.get("modified")
+            payload["status"] = status.strip().lower()
+            payload["status_modified"] = modified if isinstance(modified, str) else None
+            payload["status_time"] = _status_time(ctx, payload["status_modified"])
     ctx.enqueue("progress", (fp, progress, pct, payload))
+
+
+def _status_time(ctx: ScanContext, modified: str | None) -> int | None:
+    """The start of the ``summary.modified`` day in device.timezone (koreader-data §6.3);
+    None when it cannot be read or fails the clock check."""
+    if not modified:
+        return None
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
+        try:
+            day = datetime.strptime(modified.strip(), fmt)
+            break
+        except ValueError:
+            continue
+    else:
+        return None
+    epoch = _local_epoch(day.isoformat(), ctx.tz)
+    if epoch is None or epoch < CLOCK_MIN_EPOCH or epoch > ctx.now + 86400:
+        return None
+    return epoch
 
 
 def _local_epoch(dt: str, tz: Any) -> int | None:

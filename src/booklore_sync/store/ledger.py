@@ -247,6 +247,30 @@ class LedgerMixin(StoreCore):
             f"{extra} ORDER BY id DESC LIMIT 1", (fingerprint,)).fetchone()
         return None if row is None else (row[0], float(row[1]))
 
+    def progress_record(self, fingerprint: str) -> dict[str, Any]:
+        """What synced progress remembers of this client's pushes for a book
+        (koreader-data §8.3): ``pushed_at`` — the server's time of the last recorded
+        push (position or status), ``status`` — the KOReader status last settled."""
+        out: dict[str, Any] = {"pushed_at": None, "status": None}
+        rows = self._execute(
+            "SELECT sent FROM synced_koreader_progress WHERE fingerprint = ?"
+            " ORDER BY id DESC LIMIT 50", (fingerprint,)).fetchall()
+        for i, (sent,) in enumerate(rows):
+            try:
+                data = json.loads(sent) if sent else {}
+            except ValueError:
+                data = {}
+            if not isinstance(data, dict):
+                continue
+            if i == 0:
+                out["status"] = data.get("status")
+            times = [t for t in (data.get("pushed_at"), data.get("status_pushed_at"))
+                     if isinstance(t, (int, float))]
+            if times:
+                out["pushed_at"] = float(max(times))
+                break
+        return out
+
     # ------------------------------------------------------------------ clear
     def clear_pending(self, queues: Iterable[str]) -> dict[str, int]:
         """Clear Pending (§4.4): delete the queues, remembering their keys as discarded."""

@@ -90,6 +90,17 @@ def _text(v: Any) -> bool:
     return True
 
 
+def _status_of(payload_json: str | None) -> tuple[Any, Any]:
+    """(status, status_modified) of a progress payload as stored (JSON text)."""
+    try:
+        data = json.loads(payload_json) if payload_json else {}
+    except ValueError:
+        return (None, None)
+    if not isinstance(data, dict):
+        return (None, None)
+    return (data.get("status"), data.get("status_modified"))
+
+
 def _batchable(queue: str, row: Sequence[Any]) -> Row | None:
     """The row for a batch, or None when it must go alone (values not of their columns'
     natural types, or not storable: lone surrogates, NaN, out-of-range integers), so
@@ -264,7 +275,7 @@ class QueuesMixin(LedgerMixin):
         rows_sql = ",".join(["(?,?)"] * len(batch))
         found = self._execute(
             f"SELECT v.column1, q.id, {', '.join('q.' + c for c in cols)},"
-            f" h.id, {', '.join('h.' + c for c in cols)}"
+            f" h.id, {', '.join('h.' + c for c in cols)}, q.payload, h.sent"
             f" FROM (VALUES {rows_sql}) AS v LEFT JOIN {table} q ON q.fingerprint = v.column2"
             f" LEFT JOIN {history} h ON h.id = (SELECT id FROM {history}"
             f" WHERE fingerprint = v.column2 ORDER BY id DESC LIMIT 1)", params).fetchall()
@@ -293,9 +304,20 @@ class QueuesMixin(LedgerMixin):
             row = state[fp] if fp in state else (tuple(r[2:2 + n]) if r[1] is not None
                                                  else None)
             last = None if r[2 + n] is None else self._settled_value(queue, r[3 + n:3 + 2 * n])
-            if row is not None and row == vals:
+            # progress: a changed KOReader status alone re-queues (koreader-data §6.3)
+            status = _payload or {}
+            new_status = (status.get("status"), status.get("status_modified")) \
+                if queue == "progress" else None
+            if row is not None and row == vals and (
+                    new_status is None or fp in state
+                    or _status_of(r[3 + 2 * n]) == new_status):
                 out.append(ALREADY_QUEUED)
-            elif last is not None and last == vals:
+            elif row is not None and row == vals:
+                ops.append(("update", (*vals, pjson, fp)))
+                out.append(UPDATED)
+            elif last is not None and last == vals and (
+                    new_status is None or new_status[0] not in ("complete", "abandoned")
+                    or _status_of(r[4 + 2 * n]) == new_status):
                 # the value is what the server already has from us: a queued, different
                 # value would overwrite it with something older, so it goes too
                 if row is not None:

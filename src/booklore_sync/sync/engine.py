@@ -23,7 +23,9 @@ them from the queue.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from booklore_sync.booklore import errors as E
@@ -40,7 +42,7 @@ from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engin
     account_trouble,
 )
 from booklore_sync.sync.plan import RATING_GROUP_MAX  # noqa: F401
-from booklore_sync.sync.progress import progress_unit
+from booklore_sync.sync.progress import parse_time, progress_unit
 from booklore_sync.sync.reading import sessions_unit
 from booklore_sync.sync.report import SyncReport
 from booklore_sync.sync.resolve import Known, Resolver, ServerLost, caps_of
@@ -268,13 +270,34 @@ class SyncEngine:
         if not self.ledger.usable("progress", items, "koreader"):
             return
         device = str(self.settings.get("device.name") or "booklore-sync")
+        raws = self._server_books(items, lambda i: True)
+        seen_at = datetime.now(timezone.utc).replace(microsecond=0)
         units = []
         for item in items:
             known = self.books.get(item.fingerprint)
+            raw = known.book_raw if known is not None else None
+            if raw is None and item.book_id is not None:
+                raw = raws.get(item.book_id)
+            book_id = item.book_id if item.book_id is not None else (
+                known.book_id if known is not None else None)
+            status_seen = None
+            status = raw.get("readStatus") if raw is not None else None
+            if isinstance(status, str) and book_id is not None:
+                obs = self.store.observe_status(
+                    book_id, status, seen_at=seen_at.isoformat().replace("+00:00", "Z"))
+                status_seen = parse_time(obs.first_seen)
             own = self.store.last_synced_progress(item.fingerprint, pushed_only=True)
-            units.append(P.ProgressUnit(item, known.book_raw if known else None,
-                                        (str(own[0]), float(own[1])) if own else None))
-        self._execute(units, lambda w, u: progress_unit(w, u, device))
+            last = self.store.last_synced_progress(item.fingerprint)
+            record = self.store.progress_record(item.fingerprint)
+            settled = last is not None and last == (str(item.key["progress"]),
+                                                    float(item.key["percentage"]))
+            units.append(P.ProgressUnit(item, raw, (str(own[0]), float(own[1])) if own else None,
+                                        pushed_at=record["pushed_at"], status_seen=status_seen,
+                                        position_settled=settled))
+        sync_off = threading.Event()
+        self._execute(units, lambda w, u: progress_unit(w, u, device, sync_off))
+        if sync_off.is_set():
+            self.report.sync_disabled = True
 
     def _sync_sessions(self, items: list[QueueItem]) -> None:
         items = self._matched("sessions", items)
@@ -305,21 +328,37 @@ class SyncEngine:
         caps = self.caps
         return caps is not None and bool(caps.batch)
 
-    def _server_books(self, items: list[QueueItem]) -> dict[int, dict[str, Any] | None]:
-        """BookLore's Book of the matched books whose format only the server knows
-        (read concurrently, once per book)."""
-        wanted: dict[int, None] = {}
+    def _server_books(self, items: list[QueueItem],
+                      wanted_for: Callable[[QueueItem], bool] = P.needs_server_type,
+                      ) -> dict[int, dict[str, Any] | None]:
+        """BookLore's Book of the matched books this run does not hold yet, for the
+        items ``wanted_for`` names (read concurrently, once per book): ``GET
+        /api/v1/books/{id}``, or without the BookLore account the by-hash lookup with
+        the KOReader account."""
+        wanted: dict[int, str] = {}
         for item in items:
             known = self.books.get(item.fingerprint)
-            if (P.needs_server_type(item) and item.book_id is not None
+            if (wanted_for(item) and item.book_id is not None
                     and (known is None or known.book_raw is None)):
-                wanted.setdefault(item.book_id)
+                wanted.setdefault(item.book_id, item.fingerprint)
+        caps = self.caps
+        bearer = self.state.alive("booklore")
+        by_hash = (not bearer and self.state.alive("koreader") and caps is not None
+                   and bool(caps.by_hash_koreader))
+        if not bearer and not by_hash:
+            return {}
 
         def fetch(book_id: int) -> tuple[int, dict[str, Any] | None, str | None]:
             if self.state.stop.is_set():
                 return book_id, None, None
             try:
-                return book_id, self.client.get_book(book_id).raw, None
+                if bearer:
+                    return book_id, self.client.get_book(book_id).raw, None
+                found = self.client.book_by_hash(wanted[book_id])
+                raw = found.raw if found is not None else None
+                if raw is not None and raw.get("id") != book_id:
+                    raw = None  # the fingerprint names another book: not this one's state
+                return book_id, raw, None
             except E.OfflineError as exc:
                 self.state.stop.set()
                 return book_id, None, str(exc)

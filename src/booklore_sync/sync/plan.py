@@ -60,6 +60,9 @@ class ProgressUnit:
     item: QueueItem
     book_raw: dict[str, Any] | None  # the Book this run holds, if any
     own_push: tuple[str, float] | None  # our last pushed (progress, fraction)
+    pushed_at: float | None = None  # the server's time of our last recorded push
+    status_seen: float | None = None  # when this client first saw the Book's readStatus
+    position_settled: bool = False  # only the KOReader status is new (koreader-data §8.3)
 
 
 def doubtful(item: QueueItem) -> bool:

@@ -10,7 +10,7 @@ from booklore_sync.booklore import errors as E
 from booklore_sync.sync.outcomes import NEEDS_CHECK, Gone, Outcome, Sent, Skipped, Synced
 from booklore_sync.sync.payloads import session_in
 from booklore_sync.sync.plan import SessionUnit, chunks, doubtful
-from booklore_sync.sync.progress import progress_unit, progress_verdict  # noqa: F401  (moved)
+from booklore_sync.sync.progress import progress_unit  # noqa: F401  (moved there)
 from booklore_sync.sync.uploads import Worker
 
 if TYPE_CHECKING:

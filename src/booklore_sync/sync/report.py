@@ -34,6 +34,7 @@ class SyncReport:
     config_errors: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     newly_matched: int = 0
+    sync_disabled: bool = False  # KOReader's Sync switch is off: progress skipped (exit 2)
 
     def merge(self, other: SyncReport) -> None:
         for q in QUEUES:
@@ -44,6 +45,7 @@ class SyncReport:
             mine.fail_reasons.update(theirs.fail_reasons)
             mine.skip_reasons.update(theirs.skip_reasons)
         self.offline |= other.offline
+        self.sync_disabled |= other.sync_disabled
         self.server_lost |= other.server_lost
         self.missing_accounts |= other.missing_accounts
         self.rejected_accounts.update(other.rejected_accounts)
@@ -64,7 +66,8 @@ class SyncReport:
             return EXIT_LOCKED
         if self.offline:
             return EXIT_OFFLINE
-        if self.missing_accounts or self.rejected_accounts or self.config_errors:
+        if (self.missing_accounts or self.rejected_accounts or self.config_errors
+                or self.sync_disabled):
             return EXIT_USAGE
         if self.failed:
             return EXIT_FAILED

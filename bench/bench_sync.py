@@ -114,7 +114,7 @@ class EmulatorProcess:
         seed.write_text(json.dumps({"books": seed_books(books)}))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "booklore_sync", "emulator", "--port", "0", "--seed",
-             str(seed)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             str(seed), "--koreader-sync", "on"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.base_url = self.proc.stdout.readline().strip()
         if not self.base_url.startswith("http"):
             self.stop()

@@ -114,7 +114,7 @@ def test_hang_is_released_by_deleting_the_rule(api: Api, emu):
     t = threading.Thread(target=call)
     t0 = time.monotonic()
     t.start()
-    time.sleep(0.3)
+    wait_until_hung(emu, "/api/v1/healthcheck")
     # the server stays concurrent while a connection hangs
     assert api.get("/api/v1/books").status_code == 200
     assert httpx.delete(f"{emu.base_url}/__emulator/faults/{rule['id']}").status_code == 204
@@ -193,7 +193,7 @@ def test_stop_releases_hung_connections(emu):
 
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(0.3)
+    wait_until_hung(emu, "/api/v1/healthcheck")
     t0 = time.monotonic()
     emu.stop()
     t.join(5)
@@ -265,3 +265,13 @@ def test_scenario_8_rating_bug_one_unknown_in_five(api: Api, emu):
     for i in ids[:4]:
         assert api.put("/api/v1/books/personal-rating", json={"ids": [i], "rating": 8}).status_code == 200
     assert len(emu.state.ratings()) == 4
+
+
+def wait_until_hung(emu, path: str, timeout: float = 5.0) -> None:
+    """Poll the request log until a request to ``path`` is held by a hang rule."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(e["path"] == path and e.get("outcome") == "hung" for e in emu.state.request_log()):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no hung request to {path} within {timeout} s")

@@ -283,13 +283,14 @@ def test_lock_is_exclusive(home):
 
 def test_lock_recovers_after_killed_holder(home):
     script = textwrap.dedent(f"""
-        import sys, time
+        import sys
         from booklore_sync.store import SyncLock
         SyncLock({str(home / 'sync.lock')!r}).acquire()
         print("held", flush=True)
-        time.sleep(60)
+        sys.stdin.read()  # held until the test closes our stdin (or kills us)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"
         with pytest.raises(LockBusy) as info:

@@ -54,13 +54,14 @@ def test_sync_without_url_is_usage_error(home):
 
 def test_sync_lock_held_exit_4(home, emu):
     script = textwrap.dedent(f"""
-        import time
+        import sys
         from booklore_sync.store import SyncLock
         SyncLock({str(home / 'sync.lock')!r}).acquire()
         print("held", flush=True)
-        time.sleep(60)
+        sys.stdin.read()  # held until the test closes our stdin (or kills us)
     """)
-    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ))
     try:
         assert holder.stdout.readline().strip() == "held"

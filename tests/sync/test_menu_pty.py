@@ -16,6 +16,8 @@ from tests.sync.conftest import make_config, make_env, open_store, scan_into
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 DOWN, UP, ENTER, ESC, SPACE = "\x1b[B", "\x1b[A", "\r", "\x1b", " "
+# the quiet moment that ends a read once the awaited text is on screen
+AFTER = 0.15
 
 
 class Screen:
@@ -27,30 +29,36 @@ class Screen:
                                    encoding="utf-8", dimensions=(40, 120), timeout=15)
         self.text = ""
 
-    def read(self, settle: float = 0.6) -> str:
-        """Everything printed since the last read, without escape sequences."""
+    def read(self, settle: float = 0.6, until: str | None = None,
+             timeout: float = 15.0) -> str:
+        """Everything printed since the last read, without escape sequences: until the
+        screen has been quiet for ``settle`` seconds — or, with ``until``, until that
+        text has appeared and the screen is quiet for a short moment (``AFTER``), the
+        whole read bounded by ``timeout``."""
         out = ""
-        quiet_until = time.monotonic() + settle
-        while time.monotonic() < quiet_until:
+        deadline = time.monotonic() + timeout
+        quiet = settle
+        quiet_until = time.monotonic() + quiet
+        while time.monotonic() < min(quiet_until, deadline):
             try:
-                chunk = self.child.read_nonblocking(65536, timeout=0.1)
+                chunk = self.child.read_nonblocking(65536, timeout=0.05)
             except pexpect.TIMEOUT:
                 continue
             except pexpect.EOF:
                 break
             out += chunk
-            quiet_until = time.monotonic() + settle
+            if until is not None and quiet != AFTER and until in ANSI.sub("", out):
+                quiet = AFTER
+            quiet_until = time.monotonic() + quiet
         clean = ANSI.sub("", out)
         self.text += clean
         return clean
 
     def wait_for(self, needle: str, timeout: float = 15.0) -> str:
-        seen = ""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            seen += self.read(0.3)
-            if needle in seen:
-                return seen
+        """Read until ``needle`` is on screen (and the screen settles), within ``timeout``."""
+        seen = self.read(timeout, until=needle, timeout=timeout)
+        if needle in seen:
+            return seen
         raise AssertionError(f"{needle!r} not on screen; saw:\n{seen}")
 
     def keys(self, *keys: str, pause: float = 0.15) -> None:
@@ -60,13 +68,13 @@ class Screen:
 
     def choose(self, label: str, tries: int = 12) -> None:
         """Move the pointer down until it rests on ``label``, then press Enter."""
-        chunk = self.read(0.3)
+        chunk = self.read(0.3, until="»")
         for _ in range(tries):
             if "»" in chunk and chunk.rsplit("»", 1)[1].lstrip().startswith(label):
                 self.keys(ENTER)
                 return
             self.keys(DOWN)
-            chunk = self.read(0.3)
+            chunk = self.read(0.3, until="»")
         raise AssertionError(f"could not reach {label!r}; last screen:\n{chunk}")
 
     def close(self) -> int:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from booklore_sync.config import Config, ConfigError
@@ -31,6 +31,9 @@ from booklore_sync.menu import (
 from booklore_sync.store.db import Store
 from booklore_sync.store.lock import LockBusy, SyncLock
 from booklore_sync.store.queries import QUEUES
+
+if TYPE_CHECKING:
+    from booklore_sync.watch import Cycle as WatchCycle
 
 LOCK_WAIT_SECONDS = 5.0  # spec §10.1: wait up to 5 s, then 409
 HISTORY_ORDER = tuple(HISTORY_LABELS)  # the five ledgers, then the discarded list
@@ -437,22 +440,30 @@ class WatchLoop:
         self.last_at: datetime | None = None
         self._echo = echo
         self._lock = threading.Lock()
-        self.watcher = Watcher(cfg, source, interval=interval, log=self._log)
-        self.thread = threading.Thread(target=self.watcher.run, name="watch", daemon=True)
+        self.watcher = Watcher(cfg, source, interval=interval, on_cycle=self._on_cycle)
+        self.thread = threading.Thread(target=self._run, name="watch", daemon=True)
 
-    def _log(self, line: str) -> None:
+    def _run(self) -> None:
+        from booklore_sync.watch import stamp
+
+        self.watcher.run()
         if self._echo is not None:
-            self._echo(line)
-        _stamp, _, rest = line.partition(" ")  # the ISO time with its offset, then the parts
-        if rest.startswith("watch:"):
-            return
-        parts = rest.split(" | ")
-        scan = next((p for p in parts if p.startswith("scan")), "")
-        sync = "; ".join(p for p in parts if not p.startswith("scan"))
+            self._echo(f"{stamp()} watch: stopped")
+
+    def _on_cycle(self, cycle: WatchCycle) -> None:
+        from booklore_sync import render
+
         now = datetime.now().astimezone()
         with self._lock:
-            self.last_at = now
-            self.cycles.appendleft(Cycle(now.isoformat(timespec="seconds"), scan, sync))
+            self.last_at = now  # the next run is due an interval after any cycle
+        if not cycle.worth_a_line:
+            return
+        if self._echo is not None:
+            self._echo(render.cycle_line(cycle))
+        scan, rest = render.cycle_parts(cycle)
+        with self._lock:
+            self.cycles.appendleft(Cycle(now.isoformat(timespec="seconds"), scan,
+                                         "; ".join(rest)))
 
     def recent(self) -> list[Cycle]:
         with self._lock:

@@ -60,7 +60,8 @@ def run_demo(keep: Path | None = None) -> int:
     from booklore_sync.emulator import start_emulator
     from booklore_sync.koreader.sample import build_sample_device
     from booklore_sync.koreader.scan import scan_source
-    from booklore_sync.status import status_data, status_text
+    from booklore_sync.render import status_text
+    from booklore_sync.status import status_data
 
     if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
         # a previous run's store would already hold everything as synced

@@ -4,12 +4,19 @@
 - keys typed before a question is shown are discarded;
 - Esc and ``q`` leave every list, checklist and confirmation (answer ``None``);
 - Ctrl-C raises KeyboardInterrupt (the caller exits 130).
+
+:class:`TerminalPrompter` puts the manual-match dialog of
+:mod:`booklore_sync.sync.manual` (the library's logic) on these questions.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from booklore_sync.store import BookRow
+    from booklore_sync.sync.matcher import Candidate
 
 
 def flush_typeahead() -> None:
@@ -82,3 +89,31 @@ def text(message: str, default: str = "") -> str | None:
 def pause(message: str = "Press any key to close") -> None:
     flush_typeahead()
     _q().press_any_key_to_continue(message).unsafe_ask()
+
+
+# ------------------------------------------------ the manual-match dialog's prompter
+class TerminalPrompter:
+    """questionary dialogs on the terminal that cannot misfire (spec §4.3): every answer
+    needs Enter, typed-ahead keys are discarded before each question, Esc and q leave a
+    list or confirmation (as Stop / No), a weak best candidate pre-selects Skip."""
+
+    def confirm(self, message: str) -> bool:
+        return confirm(message, default=True)
+
+    def choose(self, book: BookRow, term: str, candidates: list[Candidate]) -> Candidate | str:
+        from booklore_sync.sync.manual import ENTER_ID, SEARCH_AGAIN, SKIP, STOP, WEAK_SCORE
+
+        weak = not candidates or max(c.score for c in candidates) < WEAK_SCORE
+        skip = choice("Skip this book", SKIP)
+        picks = [choice(c.label(), c) for c in candidates]
+        rest = [choice("Search again", SEARCH_AGAIN), choice("Enter a BookLore ID", ENTER_ID),
+                choice("Stop", STOP)]
+        choices = [skip, *picks, *rest] if weak else [*picks, skip, *rest]
+        answer = select(f"Results for {term!r}:", choices)
+        return STOP if answer is None else answer
+
+    def text(self, message: str, default: str = "") -> str | None:
+        return text(message, default)
+
+    def say(self, message: str) -> None:
+        print(message, flush=True)

@@ -174,7 +174,7 @@ def _menu_view(cfg: Any) -> None:
 
 def _menu_match(cfg: Any) -> None:
     from booklore_sync.actions.match import run_match
-    from booklore_sync.sync.manual import TerminalPrompter
+    from booklore_sync.interactive import TerminalPrompter
 
     outcome = run_match(cfg, interactive=True, prompter=TerminalPrompter())
     for message in outcome.messages:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from booklore_sync.store.queries import LETTERS, QUEUES
 from booklore_sync.sync.report import SyncReport
+
+if TYPE_CHECKING:
+    from booklore_sync.watch import Cycle
 
 ACCOUNT_LABELS = {"booklore": "BookLore account", "koreader": "KOReader account"}
 ACCOUNT_VARS = {"booklore": "BOOKLORE_USERNAME / BOOKLORE_PASSWORD",
@@ -154,3 +157,46 @@ def book_lines(book: dict[str, Any]) -> list[str]:
 
 def match_summary(matched: int, still_unmatched: int) -> str:
     return f"{matched} newly matched, {still_unmatched} still unmatched."
+
+
+# ------------------------------------------------------------------ watch cycles
+def cycle_parts(cycle: Cycle) -> tuple[str, list[str]]:
+    """(the scan part, the sync and accounts parts) of one watch cycle."""
+    scan = cycle.scan
+    if scan.failure is not None:
+        scan_part = f"scan failed: {scan.failure}"
+    elif scan.problem is not None:
+        scan_part = f"scan: {scan.problem}"
+    else:
+        scan_part = f"scan: {scan.books} books, {scan.new} new items"
+        if scan.errors:
+            names = ", ".join(f"{e['file']} ({e['error']})" for e in scan.errors[:5])
+            more = f" and {len(scan.errors) - 5} more" if len(scan.errors) > 5 else ""
+            scan_part += f", unreadable: {names}{more}"
+    report = cycle.report
+    if report.locked:
+        return scan_part, ["sync: skipped (another sync is running)"]
+    if report.offline:
+        return scan_part, [f"sync: server away at {cycle.url}, retrying in {cycle.retry_in} s"]
+    if report.config_errors and not report.synced:
+        return scan_part, ["sync: " + "; ".join(report.config_errors)]
+    rest = ["sync: " + "; ".join(sync_summary(report)).replace("  ", " ")]
+    if report.missing_accounts or report.rejected_accounts:
+        rest.append("accounts: " + ", ".join(
+            [f"{a} not configured" for a in sorted(report.missing_accounts)]
+            + list(report.rejected_accounts.values())))
+    return scan_part, rest
+
+
+def cycle_line(cycle: Cycle) -> str:
+    """``watch``'s line for a cycle: the time, then the parts joined by `` | ``."""
+    scan, rest = cycle_parts(cycle)
+    return f"{cycle.time} " + " | ".join([scan, *rest])
+
+
+def cycle_json(cycle: Cycle) -> str:
+    """``watch --json``'s line for a cycle."""
+    import json
+
+    return json.dumps({"time": cycle.time, "scan": cycle.scan.json,
+                       "sync": cycle.report.to_json()})

@@ -139,13 +139,6 @@ def group_by_book(items: list[QueueItem]) -> list[dict[str, Any]]:
     return list(books.values())
 
 
-def status_text(data: dict[str, Any]) -> str:
-    """Kept for older callers: the text lives in :mod:`booklore_sync.render`."""
-    from booklore_sync.render import status_text as render
-
-    return render(data)
-
-
 def menu_counts(store_path: str) -> tuple[dict[str, int], dict[str, int]]:
     """(queue counts, cache counts) for the menu labels; zeros without a store."""
     data = read_status(store_path)

@@ -8,22 +8,29 @@ arrive.  While the server is away the sync backs off (30 s, doubling, up to
 the interval).  SIGINT/SIGTERM end the loop after the current cycle; a second
 signal ends it at once — the store's transactions and in-flight marks keep
 everything safe either way.
+
+This is the library side: each cycle ends in a typed :class:`Cycle` handed to
+``on_cycle``; the interfaces turn it into words (``render.cycle_line`` for the
+terminal's ``watch``, the web page's *Recent cycles*).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from booklore_sync.config import Config
 from booklore_sync.store import Store
+
+if TYPE_CHECKING:
+    from booklore_sync.sync.report import SyncReport
 
 POLL_SECONDS = 5.0
 MIN_BACKOFF = 30.0
@@ -50,17 +57,46 @@ def signature(root: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(items)
 
 
+@dataclass
+class ScanOutcome:
+    """The scan half of a cycle."""
+
+    json: dict[str, Any] = field(default_factory=dict)  # ScanReport.to_json(), {} on failure
+    books: int = 0
+    new: int = 0                    # items the scan queued
+    errors: list[dict[str, Any]] = field(default_factory=list)  # unreadable files
+    problem: str | None = None      # why the scan did not run (SOURCE is not KOReader's)
+    failure: str | None = None      # an unexpected error, ``Type: message``
+
+
+@dataclass
+class Cycle:
+    """What one scan + sync cycle did (the interfaces put it into words)."""
+
+    number: int                     # 1 for the first cycle of the loop
+    time: str                       # when it ended, ISO 8601 with the local offset
+    scan: ScanOutcome
+    report: SyncReport              # the sync's report (offline, locked, counts, accounts)
+    url: str | None = None          # the server the sync talked to
+    retry_in: int | None = None     # seconds until the next try while the server is away
+    eventful: bool = False          # something happened worth a line
+
+    @property
+    def worth_a_line(self) -> bool:
+        """Quiet cycles are not shown, except the first."""
+        return self.eventful or self.number == 1
+
+
 class Watcher:
     def __init__(self, cfg: Config, source: Path, *, interval: float = 300.0,
-                 poll: float = POLL_SECONDS, log: Callable[[str], None] | None = None,
-                 use_events: bool = True, json_lines: bool = False):
+                 poll: float = POLL_SECONDS, on_cycle: Callable[[Cycle], None] | None = None,
+                 use_events: bool = True):
         self.cfg = cfg
         self.source = source
         self.interval = max(1.0, float(interval))
         self.poll = max(0.2, min(poll, self.interval))
-        self.log = log or (lambda line: print(line, flush=True))
+        self.on_cycle = on_cycle or (lambda cycle: None)
         self.use_events = use_events
-        self.json_lines = json_lines
         self._was_offline = False
         self.stop = threading.Event()
         self.changed = threading.Event()
@@ -95,6 +131,7 @@ class Watcher:
 
     # ---------------------------------------------------------------- loop
     def run(self) -> int:
+        """Cycle until ``stop`` is set; 0."""
         if self.use_events:
             threading.Thread(target=self._event_thread, name="watch-events", daemon=True).start()
         last_sig: tuple[tuple[str, int, int], ...] | None = None
@@ -111,10 +148,10 @@ class Watcher:
                     if self.stop.is_set():
                         break
                 self.changed.clear()
-                offline = self.cycle()
+                offline = self.cycle().report.offline
                 last_sig = signature(self.source)
                 if offline:
-                    self._backoff = min(self.interval, max(MIN_BACKOFF, self._backoff * 2 or MIN_BACKOFF))
+                    self._backoff = self._next_backoff()
                     next_due = time.monotonic() + self._backoff
                 else:
                     self._backoff = 0.0
@@ -122,105 +159,51 @@ class Watcher:
                 continue
             last_sig = sig
             self.changed.wait(min(self.poll, max(0.0, next_due - time.monotonic())))
-        self.log(f"{_stamp()} watch: stopped")
         return 0
 
-    def cycle(self) -> bool:
-        """One scan + sync; one log line when something happened (every cycle under
-        ``json_lines``); True when the server was away."""
-        from booklore_sync import render
-        from booklore_sync.actions.sync import run_sync
+    def _next_backoff(self) -> float:
+        return min(self.interval, max(MIN_BACKOFF, self._backoff * 2 or MIN_BACKOFF))
+
+    def _scan(self) -> ScanOutcome:
         from booklore_sync.koreader.scan import SourceError, scan_source
 
-        self.cycles += 1
-        parts = []
-        scan_json: dict[str, Any] = {}
-        eventful = False
         try:
             with Store.open(self.cfg.store_path) as store:
                 scan = scan_source(store, self.source, self.cfg.settings())
-            scan_json = scan.to_json()
-            new = sum(scan.queued.values())
-            eventful |= bool(new or scan.errors)
-            part = f"scan: {scan.books} books, {new} new items"
-            if scan.errors:
-                names = ", ".join(f"{e['file']} ({e['error']})" for e in scan.errors[:5])
-                more = f" and {len(scan.errors) - 5} more" if len(scan.errors) > 5 else ""
-                part += f", unreadable: {names}{more}"
-            parts.append(part)
         except SourceError as exc:
-            parts.append(f"scan: {exc}")
-            eventful = True
+            return ScanOutcome(problem=str(exc))
         except Exception as exc:  # keep watching: report and go on
-            parts.append(f"scan failed: {type(exc).__name__}: {exc}")
-            eventful = True
+            return ScanOutcome(failure=f"{type(exc).__name__}: {exc}")
+        return ScanOutcome(scan.to_json(), scan.books, sum(scan.queued.values()),
+                           list(scan.errors))
+
+    def cycle(self) -> Cycle:
+        """One scan + sync, handed to ``on_cycle`` and returned."""
+        from booklore_sync.actions.sync import run_sync
+
+        self.cycles += 1
+        scan = self._scan()
         outcome = run_sync(self.cfg)
         report = outcome.report
+        eventful = bool(scan.new or scan.errors or scan.problem or scan.failure)
+        retry_in = None
         if report.locked:
-            parts.append("sync: skipped (another sync is running)")
+            pass
         elif report.offline:
-            wait = min(self.interval, max(MIN_BACKOFF, self._backoff * 2 or MIN_BACKOFF))
-            parts.append(f"sync: server away at {outcome.url or self.cfg.get('server.url')}, "
-                         f"retrying in {int(wait)} s")
+            retry_in = int(self._next_backoff())
             eventful |= not self._was_offline
         elif report.config_errors and not report.synced:
-            parts.append("sync: " + "; ".join(report.config_errors))
             eventful = True
         else:
-            parts.append("sync: " + "; ".join(render.sync_summary(report)).replace("  ", " "))
             eventful |= bool(report.synced or report.failed or self._was_offline)
-            if report.missing_accounts or report.rejected_accounts:
-                parts.append("accounts: " + ", ".join(
-                    [f"{a} not configured" for a in sorted(report.missing_accounts)]
-                    + list(report.rejected_accounts.values())))
         self._was_offline = report.offline
-        if self.json_lines:
-            import json
-
-            self.log(json.dumps({"time": _stamp(), "scan": scan_json, "sync": report.to_json()}))
-        elif eventful or self.cycles == 1:
-            self.log(f"{_stamp()} " + " | ".join(parts))
-        return report.offline
+        cycle = Cycle(self.cycles, stamp(), scan, report,
+                      url=outcome.url or self.cfg.get("server.url"), retry_in=retry_in,
+                      eventful=eventful)
+        self.on_cycle(cycle)
+        return cycle
 
 
-def _stamp() -> str:
+def stamp() -> str:
     """Now, in ISO 8601 with the local offset."""
     return datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def run_watch(cfg: Config, source: Path, interval: float, *, json_lines: bool = False,
-              quiet: bool = False) -> int:
-    def out(line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-    def note(line: str) -> None:
-        if not quiet:
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-
-    watcher = Watcher(cfg, source, interval=interval, log=out, json_lines=json_lines)
-    watcher.install_signal_handlers()
-    start = (f"{_stamp()} watch: {source} (every {int(watcher.interval)} s and on changes; "
-             "Ctrl-C stops)")
-    if json_lines:
-        note(start)
-        watcher.log = out
-        code = _run_quietly_stopping(watcher, note)
-        return code
-    out(start)
-    return watcher.run()
-
-
-def _run_quietly_stopping(watcher: Watcher, note: Callable[[str], None]) -> int:
-    """Under --json the stop line goes to stderr: stdout holds only the cycle objects."""
-    lines = watcher.log
-
-    def log(line: str) -> None:
-        if line.endswith("watch: stopped"):
-            note(line)
-        else:
-            lines(line)
-
-    watcher.log = log
-    return watcher.run()

@@ -11,7 +11,7 @@ import time
 
 from booklore_sync.actions.sync import sync_once
 from booklore_sync.emulator import start_emulator
-from booklore_sync.watch import Watcher
+from booklore_sync.terminal import LineWatcher as Watcher  # the loop with its lines
 from tests.sync.conftest import make_config, make_env, open_store
 
 LEAVES_SIDECAR = "Books/leaves.sdr/metadata.epub.lua"

@@ -55,28 +55,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = [
-    "BookLoreError",
-    "OfflineError",
-    "OutcomeUnknownError",
-    "AuthError",
-    "NotConfiguredError",
-    "NotFoundError",
-    "AlreadyExistsError",
-    "RequestRejectedError",
-    "UnknownRatingIdError",
-    "UnsupportedEndpointError",
-    "NotJSONError",
-    "NotBookLoreError",
-    "ServerError",
-    "SkipError",
-    "SyncDisabledError",
-    "RouteMissingError",
-    "BlankTextError",
-    "BookNotFoundError",
-    "ConflictError",
-    "batch_refused",
-]
+# The public names are the classes below and ``batch_refused``; the package facade
+# (``booklore_sync.booklore``) lists them in its ``__all__``.
 
 
 class BookLoreError(Exception):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .models import _opt_int, _opt_str, _opt_time
+from .models import _opt_int, from_wire
 
 __all__ = ["ServerItem", "Annotation", "NoteV2", "NoteV1", "Bookmark", "StatusResult"]
 
@@ -46,9 +46,7 @@ class Annotation:
 
     @classmethod
     def from_json(cls, o: dict[str, Any]) -> Annotation:
-        return cls(int(o["id"]), _opt_int(o.get("bookId")), _opt_str(o.get("cfi")), _opt_str(o.get("text")),
-                   _opt_str(o.get("color")), _opt_str(o.get("style")), _opt_str(o.get("note")),
-                   _opt_str(o.get("chapterTitle")), _opt_time(o.get("updatedAt")), o)
+        return from_wire(cls, o)
 
 
 @dataclass(frozen=True)
@@ -65,9 +63,7 @@ class NoteV2:
 
     @classmethod
     def from_json(cls, o: dict[str, Any]) -> NoteV2:
-        return cls(int(o["id"]), _opt_int(o.get("bookId")), _opt_str(o.get("cfi")), _opt_str(o.get("selectedText")),
-                   _opt_str(o.get("noteContent")), _opt_str(o.get("color")), _opt_str(o.get("chapterTitle")),
-                   _opt_time(o.get("updatedAt")), o)
+        return from_wire(cls, o)
 
 
 @dataclass(frozen=True)
@@ -81,8 +77,7 @@ class NoteV1:
 
     @classmethod
     def from_json(cls, o: dict[str, Any]) -> NoteV1:
-        return cls(int(o["id"]), _opt_int(o.get("bookId")), _opt_str(o.get("title")), _opt_str(o.get("content")),
-                   _opt_time(o.get("updatedAt")), o)
+        return from_wire(cls, o)
 
 
 @dataclass(frozen=True)
@@ -99,9 +94,7 @@ class Bookmark:
 
     @classmethod
     def from_json(cls, o: dict[str, Any]) -> Bookmark:
-        return cls(int(o["id"]), _opt_int(o.get("bookId")), _opt_str(o.get("cfi")), _opt_str(o.get("title")),
-                   _opt_int(o.get("pageNumber")), _opt_int(o.get("positionMs")), _opt_int(o.get("priority")),
-                   _opt_time(o.get("createdAt")), o)
+        return from_wire(cls, o)
 
 
 @dataclass(frozen=True)
@@ -116,8 +109,7 @@ class StatusResult:
 
     @classmethod
     def from_json(cls, o: dict[str, Any]) -> StatusResult:
-        return cls(int(o["bookId"]), _opt_str(o.get("readStatus")), _opt_time(o.get("readStatusModifiedTime")),
-                   _opt_time(o.get("dateFinished")), o)
+        return from_wire(cls, o)
 
 
 def parse_items(data: list[dict[str, Any]], kind: type[Any]) -> list[Any]:

@@ -8,10 +8,10 @@ kosync PUT) return the server's JSON object as a plain ``dict``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "BOOK_TYPES",
@@ -157,6 +157,35 @@ def _opt_time(value: Any) -> datetime | None:
 
 def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+T = TypeVar("T")
+
+_READERS: dict[str, Any] = {
+    "int": int, "int | None": _opt_int, "float | None": _opt_float,
+    "str | None": _opt_str, "datetime | None": _opt_time,
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def from_wire(cls: type[T], obj: dict[str, Any]) -> T:
+    """A frozen record from the server's JSON object, read field by field: each field
+    ``some_name`` comes from the key ``someName`` (or ``field(metadata={"key": …})``),
+    converted by its annotation (``int`` is required; ``X | None`` is lenient);
+    ``raw`` keeps the whole object."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name == "raw":
+            values["raw"] = obj
+            continue
+        read = _READERS[str(f.type)]
+        key = f.metadata.get("key", _camel(f.name))
+        values[f.name] = read(obj[key]) if read is int else read(obj.get(key))
+    return cls(**values)
 
 
 # --------------------------------------------------------------------------- reads

@@ -188,7 +188,7 @@ def match(
     interactive = is_interactive() and not auto_only and not G.json
     prompter = None
     if interactive:
-        from booklore_sync.sync.manual import TerminalPrompter
+        from booklore_sync.interactive import TerminalPrompter
 
         prompter = TerminalPrompter()
     outcome = run_match(cfg, interactive=interactive, prompter=prompter,
@@ -255,7 +255,7 @@ def watch(
     json_out: bool = typer.Option(False, "--json", help="One JSON line per cycle."),
 ) -> None:
     """Scan + sync whenever SOURCE changes, and at least every interval; survives the server being away; SIGINT/SIGTERM stop it cleanly (exit 0)."""
-    from booklore_sync.watch import run_watch
+    from booklore_sync.terminal import run_watch
 
     cfg = load_config()
     checked_url(cfg)

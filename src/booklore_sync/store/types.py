@@ -32,6 +32,15 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def display_name(title: str | None, file_path: str | None, fingerprint: str) -> str:
+    """A book for a person: its title, else its file's name, else its fingerprint."""
+    if title:
+        return title
+    if file_path:
+        return Path(file_path).name
+    return fingerprint
+
+
 @dataclass(frozen=True)
 class BookRow:
     id: int
@@ -50,11 +59,7 @@ class BookRow:
 
     @property
     def display_name(self) -> str:
-        if self.title:
-            return self.title
-        if self.file_path:
-            return Path(self.file_path).name
-        return self.file_hash
+        return display_name(self.title, self.file_path, self.file_hash)
 
 
 @dataclass
@@ -85,11 +90,7 @@ class QueueItem:
 
     @property
     def display_name(self) -> str:
-        if self.title:
-            return self.title
-        if self.file_path:
-            return Path(self.file_path).name
-        return self.fingerprint
+        return display_name(self.title, self.file_path, self.fingerprint)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The manual matching dialog (spec §4.3 step 2), apart from how it is shown.
 
-``Prompter`` is the seam: the terminal implementation uses questionary; tests
-script it.  The dialog is beets' candidate prompt: pick a result, *Skip this
+``Prompter`` is the seam: the terminal implementation
+(:class:`booklore_sync.interactive.TerminalPrompter`, questionary) is passed in by
+the interfaces; tests script it.  The dialog is beets' candidate prompt: pick a result, *Skip this
 book*, *Search again*, *Enter a BookLore ID*, or *Stop*.
 """
 
@@ -16,6 +17,7 @@ from booklore_sync.store import BookRow
 from booklore_sync.sync.matcher import Candidate, Matcher, search_term
 
 SKIP, SEARCH_AGAIN, ENTER_ID, STOP = "skip", "search", "enter_id", "stop"
+WEAK_SCORE = 0.5  # below it, Skip this book is the pre-selected choice (spec §4.3)
 
 
 class Prompter(Protocol):
@@ -111,37 +113,3 @@ def _confirm(matcher: Matcher, book: BookRow, book_id: int, score: float | None,
     if on_match is not None:
         on_match(book, book_id)
     return True
-
-
-WEAK_SCORE = 0.5  # below it, Skip this book is the pre-selected choice (spec §4.3)
-
-
-class TerminalPrompter:
-    """questionary dialogs on the terminal that cannot misfire (spec §4.3): every answer
-    needs Enter, typed-ahead keys are discarded before each question, Esc and q leave a
-    list or confirmation (as Stop / No), a weak best candidate pre-selects Skip."""
-
-    def confirm(self, message: str) -> bool:
-        from booklore_sync.interactive import confirm
-
-        return confirm(message, default=True)
-
-    def choose(self, book: BookRow, term: str, candidates: list[Candidate]) -> Candidate | str:
-        from booklore_sync.interactive import choice, select
-
-        weak = not candidates or max(c.score for c in candidates) < WEAK_SCORE
-        skip = choice("Skip this book", SKIP)
-        picks = [choice(c.label(), c) for c in candidates]
-        rest = [choice("Search again", SEARCH_AGAIN), choice("Enter a BookLore ID", ENTER_ID),
-                choice("Stop", STOP)]
-        choices = [skip, *picks, *rest] if weak else [*picks, skip, *rest]
-        answer = select(f"Results for {term!r}:", choices)
-        return STOP if answer is None else answer
-
-    def text(self, message: str, default: str = "") -> str | None:
-        from booklore_sync.interactive import text
-
-        return text(message, default)
-
-    def say(self, message: str) -> None:
-        print(message, flush=True)

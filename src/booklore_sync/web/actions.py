@@ -1,26 +1,23 @@
 """The one seam between the web page and the library (spec §10.5).
 
 Every action the page offers is answered here by calling the same functions
-as the command line and the terminal menu (``sync.runner``, ``sync.matching``,
-``sync.matcher``, the store's clear methods, ``labels``, ``status``, ``watch``).
-Nothing here prints or renders HTML; when the library layer changes, only
-this module follows it.
+as the command line and the terminal menu (``actions.sync``, ``actions.match``,
+the store's clear methods, ``labels``, ``status``); the manual-match walk is in
+:mod:`booklore_sync.web.matching` and the watch thread in
+:mod:`booklore_sync.web.watching`.  Nothing here prints or renders HTML; when
+the library layer changes, only these modules follow it.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from booklore_sync.config import Config, ConfigError
+from booklore_sync.config import Config
 from booklore_sync.labels import Entry, menu_entries
 from booklore_sync.menu import (
     CLEAR_PENDING_WARNING,
@@ -38,7 +35,7 @@ SYNC_PHASES = ("ratings", "annotations", "bookmarks", "progress", "sessions")  #
 
 __all__ = [
     "CLEAR_PENDING_WARNING", "HISTORY_LABELS", "HISTORY_ORDER", "HISTORY_WARNING",
-    "QUEUE_LABELS", "Busy", "JobResult", "ManualBook", "WatchLoop",
+    "QUEUE_LABELS", "ActionError", "Busy", "JobResult",
 ]
 
 
@@ -325,150 +322,3 @@ def run_rematch_all(cfg: Config, progress: Progress) -> JobResult:
         lines=messages,
         summary={"rematched": result.rematched, "changed": result.changed,
                  "now_unmatched": result.now_unmatched})
-
-
-# ----------------------------------------------------------- manual matching
-@dataclass
-class ManualBook:
-    cache_id: int
-    heading: str
-    term: str
-    candidates: list[Any]   # sync.matcher.Candidate
-    best_percent: int | None
-
-
-def unmatched_ids(cfg: Config) -> list[int]:
-    store = _read_store(cfg)
-    if store is None:
-        return []
-    with store:
-        return [b.id for b in store.books(unmatched_only=True)]
-
-
-@contextmanager
-def _matcher(cfg: Config, store: Store) -> Iterator[Any]:
-    from booklore_sync.actions.sync import make_client
-    from booklore_sync.sync.matcher import Matcher, ServerUnavailable
-
-    try:
-        client = make_client(cfg, store)
-    except ConfigError as exc:
-        raise ActionError(str(exc)) from None
-    with client:
-        matcher = Matcher(store, client)
-        try:
-            matcher.connect()
-            yield matcher
-        except ServerUnavailable as exc:
-            raise ActionError(f"{str(exc)[:1].upper()}{str(exc)[1:]}; nothing was changed.") \
-                from None
-
-
-def manual_book(cfg: Config, cache_id: int, index: int, count: int,
-                term: str | None) -> ManualBook | None:
-    """One unmatched book with up to five candidates (None when it is matched by now)."""
-    from booklore_sync.sync.manual import describe
-    from booklore_sync.sync.matcher import search_term
-
-    store = _read_store(cfg)
-    if store is None:
-        return None
-    with store:
-        book = store.get_book(cache_id)
-        if book is None or book.book_id is not None:
-            return None
-        term = term or search_term(book)
-        with _matcher(cfg, store) as matcher:
-            candidates = matcher.search(term)
-    best = max((c.percent for c in candidates), default=None)
-    return ManualBook(cache_id, f"[{index}/{count}] {describe(book)}", term, candidates, best)
-
-
-def lookup_book(cfg: Config, book_id: int) -> tuple[str, str] | None:
-    """(title, authors) of the server's book with this ID, or None when it has none."""
-    with Store.open(cfg.store_path) as store, _matcher(cfg, store) as matcher:
-        found = matcher.lookup_id(book_id)
-    if found is None:
-        return None
-    authors = ", ".join(getattr(found, "authors", ()) or ()) or "unknown author"
-    return (getattr(found, "title", None) or "(untitled)", authors)
-
-
-def confirm_match(cfg: Config, cache_id: int, book_id: int,
-                  score: float | None) -> list[str]:
-    """Link the book (a manual match) and upload its pending items, under the lock."""
-    from booklore_sync.actions.sync import sync_locked
-
-    with locked(cfg), Store.open(cfg.store_path) as store:
-        book = store.get_book(cache_id)
-        if book is None:
-            raise ActionError("That book is no longer in the cache; nothing was changed.")
-        with _matcher(cfg, store) as matcher:
-            if matcher.lookup_id(book_id) is None:
-                raise ActionError(f"BookLore has no book with ID {book_id}; nothing was changed.")
-            matcher.confirm(cache_id, book_id, method="manual", confidence=score)
-            lines = [f"Matched {book.display_name} to BookLore book {book_id}."]
-            fingerprints = set(store.book_hashes(cache_id))
-            if fingerprints:
-                report = sync_locked(cfg, store, matcher.client, only_fingerprints=fingerprints)
-                if report.synced or report.failed or _skipped(report):
-                    lines += [f"uploaded: {line}" for line in report.summary_lines()]
-                lines += list(report.messages)
-    return lines
-
-
-# --------------------------------------------------------------------- watch
-@dataclass
-class Cycle:
-    time: str
-    scan: str
-    sync: str
-
-
-class WatchLoop:
-    """``watch SOURCE`` in a thread of ``serve``, keeping its last ten cycles."""
-
-    def __init__(self, cfg: Config, source: Path, interval: float,
-                 echo: Callable[[str], None] | None = None):
-        from booklore_sync.watch import Watcher
-
-        self.cycles: deque[Cycle] = deque(maxlen=10)
-        self.interval = interval
-        self.last_at: datetime | None = None
-        self._echo = echo
-        self._lock = threading.Lock()
-        self.watcher = Watcher(cfg, source, interval=interval, log=self._log)
-        self.thread = threading.Thread(target=self.watcher.run, name="watch", daemon=True)
-
-    def _log(self, line: str) -> None:
-        if self._echo is not None:
-            self._echo(line)
-        _stamp, _, rest = line.partition(" ")  # the ISO time with its offset, then the parts
-        if rest.startswith("watch:"):
-            return
-        parts = rest.split(" | ")
-        scan = next((p for p in parts if p.startswith("scan")), "")
-        sync = "; ".join(p for p in parts if not p.startswith("scan"))
-        now = datetime.now().astimezone()
-        with self._lock:
-            self.last_at = now
-            self.cycles.appendleft(Cycle(now.isoformat(timespec="seconds"), scan, sync))
-
-    def recent(self) -> list[Cycle]:
-        with self._lock:
-            return list(self.cycles)
-
-    def next_run(self) -> str | None:
-        with self._lock:
-            if self.last_at is None:
-                return None
-            due = self.last_at.timestamp() + self.interval
-        return datetime.fromtimestamp(due).astimezone().isoformat(timespec="seconds")
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self.watcher.stop.set()
-        self.watcher.changed.set()
-        self.thread.join(timeout)

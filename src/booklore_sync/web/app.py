@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from booklore_sync.config import Config, ConfigError
-from booklore_sync.web import actions
+from booklore_sync.web import actions, watching
 from booklore_sync.web.jobs import Jobs
 from booklore_sync.web.responses import (  # noqa: F401 - names the pages use too
     JOB_HEADINGS,
@@ -44,7 +44,7 @@ class Settings:
     host: str
     password: str | None
     load_config: Callable[[], Config] = Config.load
-    watch: actions.WatchLoop | None = None
+    watch: watching.WatchLoop | None = None
     source: Path | None = None
 
 

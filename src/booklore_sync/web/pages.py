@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from booklore_sync.store.queries import QUEUES
-from booklore_sync.web import actions
+from booklore_sync.web import actions, matching
 from booklore_sync.web.responses import JOB_HEADINGS, MENU_FORMS, blocking, redirect, session_cookie
 from booklore_sync.web.security import Session
 
@@ -202,14 +202,14 @@ class Pages:
         cfg = self.web.config()
         walk = session.manual
         if not isinstance(walk, ManualWalk):
-            ids = await blocking(actions.unmatched_ids, cfg)
+            ids = await blocking(matching.unmatched_ids, cfg)
             if not ids:
                 session.flash.append("No book is unmatched.")
                 return redirect("/")
             walk = session.manual = ManualWalk(ids=ids)
         while walk.index < len(walk.ids):
             try:
-                book = await blocking(actions.manual_book, cfg, walk.ids[walk.index],
+                book = await blocking(matching.manual_book, cfg, walk.ids[walk.index],
                                       walk.index + 1, len(walk.ids), walk.term)
             except actions.ActionError as exc:
                 return self.web.message(session, "Match Unmatched Books", str(exc), warn=True)
@@ -221,7 +221,7 @@ class Pages:
     async def _finish_manual(self, session: Session) -> Response:
         walk = session.manual
         session.manual = None
-        ids = await blocking(actions.unmatched_ids, self.web.config())
+        ids = await blocking(matching.unmatched_ids, self.web.config())
         matched = walk.matched if isinstance(walk, ManualWalk) else 0
         session.flash.append(f"{matched} newly matched, {len(ids)} still unmatched.")
         return redirect("/")
@@ -247,7 +247,7 @@ class Pages:
                 session.flash.append("That choice is not a BookLore book; nothing was changed.")
                 return redirect("/match/manual")
             try:
-                lines = await blocking(actions.confirm_match, cfg, current, book_id, score)
+                lines = await blocking(matching.confirm_match, cfg, current, book_id, score)
             except actions.Busy as exc:
                 return self.web.busy(session, exc)
             except actions.ActionError as exc:
@@ -274,7 +274,7 @@ class Pages:
             session.flash.append(f"{raw!r} is not a book ID (a whole number).")
             return
         try:
-            found = await blocking(actions.lookup_book, self.web.config(), book_id)
+            found = await blocking(matching.lookup_book, self.web.config(), book_id)
         except actions.ActionError as exc:
             session.flash.append(str(exc))
             return

@@ -15,7 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from booklore_sync.config import Config, ConfigError
-from booklore_sync.web import actions
+from booklore_sync.web import watching
 from booklore_sync.web.app import Settings, create_app
 from booklore_sync.web.security import PASSWORD_ENV, PasswordError, is_loopback, load_password
 
@@ -97,7 +97,7 @@ def serve(*, source: Path | None, host: str, port: int, interval: float,
 
     watch = None
     if source is not None:
-        watch = actions.WatchLoop(cfg, source, interval, echo=_echo)
+        watch = watching.WatchLoop(cfg, source, interval, echo=_echo)
     app = create_app(Settings(host=host, password=password, watch=watch, source=source))
     url = base_url(host, sock.getsockname()[1])
     sys.stdout.write((json.dumps({"url": url}) if json_out else url) + "\n")

@@ -6,23 +6,10 @@ import secrets
 from typing import Any
 
 from .. import flavours, jwt
-from ..core import (
-    DATA_CONFLICT,
-    INVALID_CREDENTIALS,
-    TOO_MANY,
-    ApiError,
-    Ctx,
-    Response,
-    bind,
-    json_response,
-    validation,
-)
+from ..core import DATA_CONFLICT, INVALID_CREDENTIALS, TOO_MANY, validation
 from ..routing import Router
-from ..wire import (
-    format_local,
-    to_str,
-)
-from .base import Controller
+from ..wire import format_local, to_str
+from .base import ApiError, Controller, Ctx, Response, bind, json_response
 
 
 class AuthController(Controller):

@@ -1,14 +1,18 @@
 """What every controller shares: the state, the ``Book`` DTO (booklore-api.md §3.9.1),
-the hash lookup of §3.6 and the unknown-book answers."""
+the hash lookup of §3.6 and the unknown-book answers; and the names every handler
+uses (``ApiError``, ``Ctx``, ``Response``, ``bind``, ``json_response``), so that a
+controller imports them from here in one line."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..core import UNEXPECTED, ApiError, Response, json_response, round_tenth
+from ..core import UNEXPECTED, ApiError, Ctx, Response, bind, json_response, round_tenth
 from ..routing import Router
 from ..state import State
 from ..wire import f32
+
+__all__ = ["ApiError", "Controller", "Ctx", "Response", "bind", "json_response"]
 
 
 class Controller:

@@ -7,16 +7,9 @@ from typing import Any
 from booklore_sync.common.matchscore import clean_isbn_query, clean_stored_isbn, match_score
 
 from .. import flavours
-from ..core import (
-    ApiError,
-    Ctx,
-    Response,
-    json_response,
-    path_long,
-    query_bool,
-)
+from ..core import path_long, query_bool
 from ..routing import Router
-from .base import Controller
+from .base import ApiError, Controller, Ctx, Response, json_response
 
 
 class BooksController(Controller):

@@ -16,13 +16,8 @@ from ..core import (
     HEX_COLOR,
     STYLES,
     UNEXPECTED,
-    ApiError,
-    Ctx,
-    Response,
-    bind,
     book_and_cfi,
     empty,
-    json_response,
     max_len,
     path_long,
     text_too_long,
@@ -31,7 +26,7 @@ from ..core import (
 )
 from ..routing import Router
 from ..wire import format_local, to_int, to_long, to_str
-from .base import Controller
+from .base import ApiError, Controller, Ctx, Response, bind, json_response
 
 Fields = dict[str, Any]
 STYLE_DETAIL = 'style: must match "^(highlight|underline|strikethrough|squiggly)$"'

@@ -6,19 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import flavours
-from ..core import (
-    DATA_CONFLICT,
-    SYNC_DISABLED,
-    UNEXPECTED,
-    ApiError,
-    Ctx,
-    Response,
-    bind,
-    json_response,
-    round_tenth,
-    too_long_db,
-    validation,
-)
+from ..core import DATA_CONFLICT, SYNC_DISABLED, UNEXPECTED, round_tenth, too_long_db, validation
 from ..routing import Router
 from ..wire import (
     f32,
@@ -29,7 +17,7 @@ from ..wire import (
     to_long,
     to_str,
 )
-from .base import Controller
+from .base import ApiError, Controller, Ctx, Response, bind, json_response
 
 READ_AT = 99.5  # percent: kosync and the web reader both call a book READ from here
 

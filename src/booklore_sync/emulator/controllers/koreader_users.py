@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core import (
-    DATA_CONFLICT,
-    UNEXPECTED,
-    ApiError,
-    Ctx,
-    Response,
-    bind,
-    empty,
-    json_response,
-)
+from ..core import DATA_CONFLICT, UNEXPECTED, empty
 from ..routing import Router
 from ..state import md5_hex
-from ..wire import (
-    to_str,
-)
-from .base import Controller
+from ..wire import to_str
+from .base import ApiError, Controller, Ctx, Response, bind, json_response
 
 
 class KoreaderUsersController(Controller):

@@ -5,21 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import flavours
-from ..core import (
-    UNEXPECTED,
-    ApiError,
-    Ctx,
-    Response,
-    bind,
-    empty,
-    json_response,
-    round_tenth,
-    validation,
-)
+from ..core import UNEXPECTED, empty, round_tenth, validation
 from ..routing import Router
 from ..state import READ_STATUSES
 from ..wire import Malformed, format_instant, parse_instant, to_float, to_int, to_long, to_str
-from .base import Controller
+from .base import ApiError, Controller, Ctx, Response, bind, json_response
 from .koreader import READ_AT
 
 _OBJECT_FOR = {"EPUB": "epubProgress", "FB2": "epubProgress", "MOBI": "epubProgress",

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 from .. import flavours
-from ..core import (
-    UNEXPECTED,
-    ApiError,
-    Ctx,
-    Response,
-    bind,
-    json_response,
-    validation,
-)
+from ..core import UNEXPECTED, validation
 from ..routing import Router
-from ..wire import (
-    Malformed,
-    to_int,
-    to_long,
-)
-from .base import Controller
+from ..wire import Malformed, to_int, to_long
+from .base import ApiError, Controller, Ctx, Response, bind, json_response
 
 
 class RatingsController(Controller):

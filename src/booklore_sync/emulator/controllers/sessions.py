@@ -5,19 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import flavours
-from ..core import (
-    DATA_CONFLICT,
-    ApiError,
-    Ctx,
-    Response,
-    bind,
-    empty,
-    json_response,
-    path_long,
-    query_int,
-    too_long_db,
-    validation,
-)
+from ..core import DATA_CONFLICT, empty, path_long, query_int, too_long_db, validation
 from ..routing import Router
 from ..state import BOOK_TYPES
 from ..wire import (
@@ -33,7 +21,7 @@ from ..wire import (
     to_str,
     utf16_len,
 )
-from .base import Controller
+from .base import ApiError, Controller, Ctx, Response, bind, json_response
 
 
 class SessionsController(Controller):

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from ..core import (
-    DATA_CONFLICT,
-    SHELF_ICON_TYPES,
-    UNEXPECTED,
-    ApiError,
-    Ctx,
-    Response,
-    bind,
-    json_response,
-    path_long,
-    validation,
-)
+from ..core import DATA_CONFLICT, SHELF_ICON_TYPES, UNEXPECTED, path_long, validation
 from ..routing import Router
-from ..wire import (
-    Malformed,
-    to_bool,
-    to_enum,
-    to_long,
-    to_str,
-)
-from .base import Controller
+from ..wire import Malformed, to_bool, to_enum, to_long, to_str
+from .base import ApiError, Controller, Ctx, Response, bind, json_response
 
 
 class ShelvesController(Controller):

@@ -133,6 +133,10 @@ def status_text(data: dict[str, Any]) -> str:
             lines.append("  (none)")
         for book in books:
             lines += book_lines(book)
+    uploaders = data.get("uploaders")
+    if uploaders:
+        lines.append("Other uploaders on the device")
+        lines += [f"  {text}" for text in uploaders]
     return "\n".join(lines)
 
 

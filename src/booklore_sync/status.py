@@ -105,7 +105,22 @@ def status_data(store: Store, *, verbose: bool = False) -> dict[str, Any]:
             for item in items
         ]
         data["books"] = group_by_book(items)
+        data["uploaders"] = other_uploaders(store)
     return data
+
+
+def other_uploaders(store: Store) -> list[str]:
+    """The two-uploader warnings of the last scan that found another uploader (spec §5)."""
+    import json
+
+    from booklore_sync.koreader.plugin_store import UPLOADERS_META
+
+    try:
+        seen = json.loads(store.get_meta(UPLOADERS_META) or "{}")
+    except ValueError:
+        return []
+    warnings = seen.get("warnings") if isinstance(seen, dict) else None
+    return [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
 
 
 def group_by_book(items: list[QueueItem]) -> list[dict[str, Any]]:

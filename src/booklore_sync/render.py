@@ -126,6 +126,8 @@ def status_text(data: dict[str, Any]) -> str:
     for q in QUEUES:
         lines.append(f"  {(QUEUE_NAMES[q] + ':').ljust(width)} {data['pending'][q]}")
     lines += ["Progress history", f"  Synced progress rows: {data['progress_history']}"]
+    if not cache["total"] and any(data["pending"].values()):
+        lines.append("The book cache is empty: run `booklore-sync scan SOURCE` to rebuild it.")
     books = data.get("books")
     if books is not None:
         lines.append("Pending items")

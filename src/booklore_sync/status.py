@@ -27,6 +27,9 @@ QUEUE_NAMES = {
     "progress": "Progress updates",
 }
 NOT_TRIED = "not tried yet"
+# while the book cache is empty (after Clear Cache), hints point to scan (spec §4.6)
+MATCH_HINT = "run `booklore-sync match`"
+SCAN_HINT = "the book cache is empty: run `booklore-sync scan SOURCE` first"
 
 
 def empty_status() -> dict[str, Any]:
@@ -90,6 +93,10 @@ def status_data(store: Store, *, verbose: bool = False) -> dict[str, Any]:
     }
     if verbose:
         items = store.all_pending()
+        if not data["book_cache"]["total"]:
+            for item in items:
+                if item.last_error and MATCH_HINT in item.last_error:
+                    item.last_error = item.last_error.replace(MATCH_HINT, SCAN_HINT)
         data["items"] = [
             {
                 "queue": item.queue,

@@ -122,3 +122,29 @@ def test_two_uploaders_printed_once_listed_always(tmp_path):
     assert code == 0 and any(UPLOADS in t for t in data_v["uploaders"])
     plain = run_cli("status", env=SAME)
     assert UPLOADS not in plain.stdout
+
+
+def test_hints_after_clear_cache_point_to_scan(tmp_path, emu, home):
+    from booklore_sync.store import Store
+
+    env = {"BOOKLORE_URL": emu.base_url, "BOOKLORE_USERNAME": "demo",
+           "BOOKLORE_PASSWORD": "demo", "BOOKLORE_KOREADER_USERNAME": "demo",
+           "BOOKLORE_KOREADER_PASSWORD": "demo"}
+    unknown = "ab" * 16                                    # no such book on the server
+    with Store.open(home / "booklore-sync.db") as s:
+        s.upsert_book(unknown, title="Nowhere", file_path=str(tmp_path / "nowhere.epub"))
+        s.enqueue_session(unknown, 1000, {})
+    code, _ = cli_json("sync", "--json", env=env)
+    before = run_cli("status", "--verbose", env=env)
+    assert "booklore-sync match" in before.stdout           # the cache has the book: match
+    assert run_cli("clear-cache", env=env).returncode == 0
+    after = run_cli("status", "--verbose", env=env)
+    assert after.returncode == 0
+    assert "booklore-sync match" not in after.stdout and "booklore-sync scan" in after.stdout
+    code, data = cli_json("status", "--verbose", "--json", env=env)
+    assert all("booklore-sync match" not in (i["last_error"] or "") + i["reason"]
+               for i in data["items"])
+    proc = run_cli("match", "--json", env=env)
+    assert json.loads(proc.stdout) == {"matched": 0, "still_unmatched": 0}
+    assert "run `booklore-sync scan SOURCE`" in proc.stderr
+    assert "run `booklore-sync match`" not in proc.stderr

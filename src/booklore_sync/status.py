@@ -112,7 +112,9 @@ def status_data(store: Store, *, verbose: bool = False) -> dict[str, Any]:
             for item in items
         ]
         data["books"] = group_by_book(items)
-        data["uploaders"] = other_uploaders(store)
+        uploaders = other_uploaders(store)
+        if uploaders:  # the key only when a scan found another uploader (spec §5)
+            data["uploaders"] = uploaders
     return data
 
 

@@ -129,6 +129,8 @@ def status_text(data: dict[str, Any]) -> str:
     for q in QUEUES:
         lines.append(f"  {(QUEUE_NAMES[q] + ':').ljust(width)} {data['pending'][q]}")
     lines += ["Progress history", f"  Synced progress rows: {data['progress_history']}"]
+    if not cache["total"] and any(data["pending"].values()):
+        lines.append("The book cache is empty: run `booklore-sync scan SOURCE` to rebuild it.")
     books = data.get("books")
     if books is not None:
         lines.append("Pending items")
@@ -136,6 +138,10 @@ def status_text(data: dict[str, Any]) -> str:
             lines.append("  (none)")
         for book in books:
             lines += book_lines(book)
+    uploaders = data.get("uploaders")
+    if uploaders:
+        lines.append("Other uploaders on the device")
+        lines += [f"  {text}" for text in uploaders]
     return "\n".join(lines)
 
 

@@ -27,6 +27,9 @@ QUEUE_NAMES = {
     "progress": "Progress updates",
 }
 NOT_TRIED = "not tried yet"
+# while the book cache is empty (after Clear Cache), hints point to scan (spec §4.6)
+MATCH_HINT = "run `booklore-sync match`"
+SCAN_HINT = "the book cache is empty: run `booklore-sync scan SOURCE` first"
 
 
 def empty_status() -> dict[str, Any]:
@@ -90,6 +93,10 @@ def status_data(store: Store, *, verbose: bool = False) -> dict[str, Any]:
     }
     if verbose:
         items = store.all_pending()
+        if not data["book_cache"]["total"]:
+            for item in items:
+                if item.last_error and MATCH_HINT in item.last_error:
+                    item.last_error = item.last_error.replace(MATCH_HINT, SCAN_HINT)
         data["items"] = [
             {
                 "queue": item.queue,
@@ -105,7 +112,24 @@ def status_data(store: Store, *, verbose: bool = False) -> dict[str, Any]:
             for item in items
         ]
         data["books"] = group_by_book(items)
+        uploaders = other_uploaders(store)
+        if uploaders:  # the key only when a scan found another uploader (spec §5)
+            data["uploaders"] = uploaders
     return data
+
+
+def other_uploaders(store: Store) -> list[str]:
+    """The two-uploader warnings of the last scan that found another uploader (spec §5)."""
+    import json
+
+    from booklore_sync.koreader.plugin_store import UPLOADERS_META
+
+    try:
+        seen = json.loads(store.get_meta(UPLOADERS_META) or "{}")
+    except ValueError:
+        return []
+    warnings = seen.get("warnings") if isinstance(seen, dict) else None
+    return [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
 
 
 def group_by_book(items: list[QueueItem]) -> list[dict[str, Any]]:

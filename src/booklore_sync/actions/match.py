@@ -27,6 +27,8 @@ from booklore_sync.sync.report import SyncReport
 
 NO_TERMINAL_HINT = ("{n} still unmatched; run `booklore-sync match` on a terminal, "
                     "or `link BOOK ID`")
+EMPTY_CACHE_HINT = ("the book cache is empty: run `booklore-sync scan SOURCE` to rebuild it "
+                    "(kept links come back by fingerprint), then match what is still unmatched")
 
 
 @dataclass
@@ -69,7 +71,10 @@ def run_match(cfg: Config, *, interactive: bool, prompter: Any = None,
         with session(cfg) as s:
             out.still_unmatched = s.store.cache_counts()["unmatched"]
             _auto(cfg, s.store, s.client, out)
-            out.still_unmatched = s.store.cache_counts()["unmatched"]
+            counts = s.store.cache_counts()
+            out.still_unmatched = counts["unmatched"]
+            if not counts["total"] and out.error is None:
+                out.messages.append(EMPTY_CACHE_HINT)
     except ActionError as exc:
         out.fail(exc)
         out.still_unmatched = _unmatched(cfg)

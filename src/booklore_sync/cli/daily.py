@@ -78,7 +78,7 @@ def scan(
     data = report.to_json()
     for problem in data.get("errors", []):
         err(f"warning: {problem['file']}: {problem['error']} (skipped)")
-    for warning in data.get("warnings", []):
+    for warning in report.announced():
         note(f"note: {warning.get('file', '')}: "
              f"{warning.get('warning', warning.get('error', ''))}")
     if G.json:

@@ -135,6 +135,7 @@ class Config:
     def settings(self) -> dict[str, Any]:
         """The effective §7 settings as a flat dict."""
         out = {k: self.get(k) for k in DEFAULTS}
+        out["server.url"] = self.get("server.url")  # scan adopts the plugin's matches by it
         return out
 
     def set(self, key: str, raw: str) -> Any:

@@ -49,6 +49,7 @@ class ScanContext:
         self.device_id: str | None = None
         self.device_name = str(cfg.get("device.name") or "booklore-sync")
         self.custom_colors: Mapping[str, Any] = {}
+        self.reader_settings: Mapping[str, Any] = {}    # settings.reader.lua
         self.history_paths: list[str] = []
         self.device_data_dir: str | None = None     # the data directory's device path
         self.books: list[ScannedBook] = []

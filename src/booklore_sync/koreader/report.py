@@ -42,16 +42,26 @@ class ScanReport:
     warnings: list[dict[str, str]] = field(default_factory=list)
     dry_run: bool = False
     data_dir: str | None = None
+    # warnings already shown by an earlier scan: in ``warnings``, not printed again
+    repeated: list[dict[str, str]] = field(default_factory=list)
 
     def error(self, file: str | os.PathLike[str], message: str) -> None:
         """A file that could not be read (or whose backup was used instead)."""
         self.errors.append({"file": display_path(file), "error": display_text(message)})
 
-    def warn(self, file: str | os.PathLike[str], message: str) -> None:
+    def warn(self, file: str | os.PathLike[str], message: str, *, announce: bool = True) -> None:
         """Anything else the user should know about a file.  ``warning`` is the key of
-        spec §6.4; ``error`` holds the same text for older readers of the shape."""
+        spec §6.4; ``error`` holds the same text for older readers of the shape.  A
+        warning with ``announce=False`` was shown before: it is listed, not printed."""
         text = display_text(message)
-        self.warnings.append({"file": display_path(file), "warning": text, "error": text})
+        entry = {"file": display_path(file), "warning": text, "error": text}
+        self.warnings.append(entry)
+        if not announce:
+            self.repeated.append(entry)
+
+    def announced(self) -> list[dict[str, str]]:
+        """The warnings to print (those not shown by an earlier scan)."""
+        return [w for w in self.warnings if not any(w is r for r in self.repeated)]
 
     def count(self, queue: str, outcome: str) -> None:
         if outcome in NEW:

@@ -26,6 +26,7 @@ from typing import Any
 from booklore_sync.koreader.cfi import CONVERTER_VERSION
 from booklore_sync.koreader.context import ScanContext
 from booklore_sync.koreader.discovery import SourceError, find_layout
+from booklore_sync.koreader.plugin_store import apply_plugin_store
 from booklore_sync.koreader.report import QUEUE_NAMES, ScanReport
 from booklore_sync.koreader.scan_sessions import queue_sessions, read_statistics
 from booklore_sync.koreader.settings_files import read_settings
@@ -70,5 +71,6 @@ def scan_source(store: Any, source: Path | str, settings: Mapping[str, Any] | No
         ctx.signature = _signature(store, cfg)
         ctx.signature_bytes = ctx.signature.encode()
         run_groups(ctx)
+        apply_plugin_store(ctx)
         queue_sessions(ctx)
     return report

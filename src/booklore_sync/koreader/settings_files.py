@@ -54,6 +54,7 @@ def read_settings(ctx: ScanContext) -> None:
     settings, raw = read_lua_with_backup(ctx, dd / "settings.reader.lua")
     if not isinstance(settings, Mapping):
         settings = {}
+    ctx.reader_settings = settings
     dev = settings.get("device_id")
     if isinstance(dev, str) and dev.strip():
         ctx.device_id = dev.strip()

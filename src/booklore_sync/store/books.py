@@ -207,6 +207,11 @@ class BooksMixin(StoreCore):
         of cache rows changed.
         """
         with self.transaction():
+            # a plugin match to the stale ID is not adopted again (plugin-database §4)
+            self._execute(
+                "INSERT OR IGNORE INTO replaced_plugin_matches(fingerprint, book_id, replaced_at)"
+                " SELECT fingerprint, book_id, ? FROM kept_links WHERE book_id = ?"
+                " AND kind = 'plugin'", (utcnow(), book_id))
             self._execute("DELETE FROM kept_links WHERE book_id = ?", (book_id,))
             return self._execute(
                 "UPDATE book_cache SET book_id = NULL, match_method = NULL, matched_by = NULL,"

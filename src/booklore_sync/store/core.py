@@ -196,6 +196,15 @@ class StoreCore:
         row = self._execute("SELECT value FROM store_meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def get_meta(self, key: str) -> str | None:
+        """A small fact kept in ``store_meta`` (None when unset)."""
+        return self._meta(key)
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Keep (or, with None, forget) a small fact in ``store_meta``."""
+        with self.transaction():
+            self._set_meta(key, value)
+
     def _set_meta(self, key: str, value: str | None) -> None:
         if value is None:
             self._execute("DELETE FROM store_meta WHERE key = ?", (key,))

@@ -151,13 +151,7 @@ def parse_value(key: str, raw: str) -> Any:
             return False
         raise ConfigError(f"{key} must be true or false, not {raw!r}")
     if isinstance(default, int):
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
-        if value < 0:
-            raise ConfigError(f"{key} must not be negative")
-        return value
+        return _parse_number(key, raw)
     if key in CHOICES and raw not in CHOICES[key]:
         raise ConfigError(f"{key} must be one of {', '.join(CHOICES[key])}, not {raw!r}")
     if key == "device.timezone":
@@ -171,6 +165,50 @@ def parse_value(key: str, raw: str) -> Any:
     return raw
 
 
+def _parse_number(key: str, raw: str) -> int | float:
+    """A whole number (a timeout may have a fraction); ``-5`` is a number like any other,
+    refused only by the keys where it cannot work."""
+    text = raw.strip()
+    try:
+        value: int | float = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not key.endswith("timeout_seconds") or value != value or value in (
+                float("inf"), float("-inf")):
+            raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
+    if key.startswith("http.") and value <= 0:
+        raise ConfigError(f"{key} must be greater than 0, not {raw!r}")
+    if key == "sessions.progress_decimal_places" and not 0 <= value <= 10:
+        raise ConfigError(f"{key} must be between 0 and 10, not {raw!r}")
+    return value
+
+
+def env_name_for(key: str) -> str:
+    """The variable that overrides a §7 setting: ``BOOKLORE_SYNC_`` + the key upper-cased,
+    ``.`` as ``_`` (e.g. ``BOOKLORE_SYNC_SYNC_SETTLE_SECONDS``)."""
+    return "BOOKLORE_SYNC_" + key.upper().replace(".", "_")
+
+
+def env_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The §7 settings given by ``BOOKLORE_SYNC_*`` variables, parsed; ConfigError naming
+    the variable when one does not parse.  Unknown ``BOOKLORE_SYNC_*`` variables are
+    ignored (``BOOKLORE_SYNC_HOME`` and ``BOOKLORE_SYNC_WEB_PASSWORD`` are not settings)."""
+    out: dict[str, Any] = {}
+    for key in DEFAULTS:
+        name = env_name_for(key)
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            out[key] = parse_value(key, raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{name}={raw!r} does not parse: {exc}") from None
+    return out
+
+
 @dataclass
 class Config:
     home: Path  # the data directory (store, lock, logs)
@@ -178,6 +216,7 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     conf_dir: Path | None = None  # config.toml, credentials.toml (default: home)
     notices: list[str] = field(default_factory=list)  # one-line notes for the user
+    env_values: dict[str, Any] = field(default_factory=dict)  # §7 keys from BOOKLORE_SYNC_*
     _url_cache: tuple[str | None, str | None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -199,7 +238,8 @@ class Config:
                 raise ConfigError(f"cannot read {path}: {exc}") from exc
             except OSError as exc:
                 raise ConfigError(f"cannot read {path}: {exc}") from exc
-        return cls(home=home, file_values=values, env=env, conf_dir=conf, notices=notices)
+        return cls(home=home, file_values=values, env=env, conf_dir=conf, notices=notices,
+                   env_values=env_settings(env))
 
     # ---------------------------------------------------------------- paths
     @property
@@ -231,6 +271,8 @@ class Config:
         env_name = ENV_FOR_KEY.get(key)
         if env_name and self.env.get(env_name):
             return self.env[env_name]
+        if key in self.env_values:
+            return self.env_values[key]
         if key in self.file_values:
             return self.file_values[key]
         if key in SERVER_KEYS:
@@ -238,6 +280,17 @@ class Config:
         if key not in DEFAULTS:
             raise ConfigError(f"unknown setting {key!r}")
         return DEFAULTS[key]
+
+    def source(self, key: str) -> str:
+        """Where the effective value of ``key`` comes from: env, file or default."""
+        env_name = ENV_FOR_KEY.get(key)
+        if (env_name and self.env.get(env_name)) or key in self.env_values:
+            return "env"
+        return "file" if key in self.file_values else "default"
+
+    def env_variable(self, key: str) -> str:
+        """The environment variable that sets ``key``."""
+        return ENV_FOR_KEY.get(key) or env_name_for(key)
 
     def settings(self) -> dict[str, Any]:
         """The effective §7 settings as a flat dict."""

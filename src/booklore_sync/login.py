@@ -112,9 +112,12 @@ def login(cfg: Config, req: LoginRequest) -> LoginResult:
 def url_problem(url: str, exc: Any) -> str:
     """Why the URL does not answer as BookLore, in words a user can act on."""
     from booklore_sync.booklore import errors as E
+    from booklore_sync.server_url import reason_only
 
-    text = getattr(exc, "message", str(exc))
+    text = reason_only(getattr(exc, "message", str(exc)), url)
     low = text.lower()
+    if "did you mean" in low:  # the client already knows the fix
+        return f"{url}: {text}"
     if isinstance(exc, E.NotBookLoreError):
         if exc.reason == "redirect":
             return f"{url} redirects elsewhere ({text}); use the URL it redirects to"
@@ -124,7 +127,7 @@ def url_problem(url: str, exc: Any) -> str:
             return (f"TLS failed at {url} ({text}); did you mean "
                     f"http://{url[len('https://'):]}?")
         return f"TLS problem at {url} ({text})"
-    if any(s in low for s in ("name or service not known", "nodename nor servname",
+    if any(s in low for s in ("(dns)", "name or service not known", "nodename nor servname",
                               "getaddrinfo", "name resolution", "no address associated")):
         return f"the name in {url} does not resolve (DNS): {text}"
     if "refused" in low:

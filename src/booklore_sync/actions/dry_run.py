@@ -15,6 +15,7 @@ from booklore_sync.actions.base import (
 )
 from booklore_sync.booklore import errors as E
 from booklore_sync.config import Config
+from booklore_sync.server_url import reason_only
 from booklore_sync.store import QUEUES
 
 
@@ -48,7 +49,8 @@ def dry_run(cfg: Config) -> DryRun:
             except (E.OfflineError, E.NotBookLoreError) as exc:
                 out.offline = True
                 out.error = ActionError(OFFLINE, f"offline: cannot reach {s.url} "
-                                        f"({exc.message}); nothing was sent", EXIT_OFFLINE)
+                                        f"({reason_only(exc.message, s.url)}); nothing was "
+                                        "sent", EXIT_OFFLINE)
                 return out
             resolved: dict[str, bool] = {}
             for item in s.store.all_pending():

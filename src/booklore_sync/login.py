@@ -39,6 +39,7 @@ class LoginRequest:
     passwords: dict[str, str] = field(default_factory=dict)
     store_in_file: bool = False
     check: bool = True
+    from_env: set[str] = field(default_factory=set)  # passwords given by the environment
 
 
 @dataclass
@@ -100,7 +101,7 @@ def login(cfg: Config, req: LoginRequest) -> LoginResult:
         warnings.append(f"Nothing was checked: {url} and the accounts were saved as given.")
     try:
         places = [cfg.store_password(a, pw, in_file=req.store_in_file)
-                  for a, pw in req.passwords.items()]
+                  for a, pw in req.passwords.items() if a not in req.from_env]
         cfg.save()
     except ConfigError as exc:
         raise ActionError(CONFIG, str(exc), EXIT_USAGE) from None

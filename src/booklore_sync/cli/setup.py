@@ -68,8 +68,20 @@ def login(
                       "BookLore first)")
             req.passwords[account] = stdin_lines[index]
             continue
+        from booklore_sync.config import PASSWORD_ENV
+
+        env_password = cfg.env.get(PASSWORD_ENV[account])
+        if env_password:  # checked, never stored: it already comes from the environment
+            req.passwords[account] = env_password
+            req.from_env.add(account)
+            continue
         if not interactive:
-            usage("no terminal to ask for the passwords on; use --password-stdin")
+            if no_check:
+                note(f"no password stored for the {label}: give it with --password-stdin or "
+                     f"{PASSWORD_ENV[account]}")
+                continue
+            usage(f"no terminal to ask for the password of the {label} on; use "
+                  f"--password-stdin or set {PASSWORD_ENV[account]}")
         secret = getpass.getpass(f"Password of the {label} {cfg.get(USER_KEY[account])!r}: ")
         if not secret:
             usage(f"empty password for the {label}; nothing stored")

@@ -434,3 +434,23 @@ def test_demo_json_shape_and_sync_switched_on(home):
     assert data["server"]["positions"] > 0 and data["sync"]["offline"] is False
     assert set(data["scan"]) >= {"books", "queued", "errors", "warnings"}
     assert "Sync switched on" in proc.stderr
+
+
+def test_dry_run_counts_positions_the_server_already_holds(home, kobo, emulator_factory):
+    emu = emulator_factory("fork", koreader_sync=True)
+    env = make_env(emu.base_url)
+    assert run_cli("scan", str(kobo)).returncode == 0
+    code, before = cli_json("sync", "--dry-run", "--json", env=env)
+    assert code == 0 and before["progress"]["would_send"] > 0
+    assert before["progress"]["already_there"] == 0
+    code, synced = cli_json("sync", "--json", env=env)
+    assert code == 0 and synced["progress"]["synced"] == before["progress"]["would_send"]
+    code, _ = cli_json("advanced", "clear-history", "--progress", "--yes", "--json")
+    assert code == 0
+    code, rescan = cli_json("scan", str(kobo), "--json")
+    assert rescan["queued"]["progress"] == synced["progress"]["synced"]
+    code, after = cli_json("sync", "--dry-run", "--json", env=env)
+    assert code == 0
+    assert after["progress"] == {"would_send": 0, "skipped": 0,
+                                 "already_there": rescan["queued"]["progress"]}
+    assert cli_json("status", "--json")[1]["pending"]["progress"] == rescan["queued"]["progress"]

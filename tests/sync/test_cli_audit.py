@@ -362,7 +362,7 @@ def test_every_changing_command_meets_the_lock_with_exit_4(home, emu):
     finally:
         holder.communicate("")
     message = LOCK_MESSAGE.format(pid=holder.pid)
-    for args, (code, out, err) in zip(commands, results):
+    for args, (code, out, err) in zip(commands, results, strict=True):
         assert code == 4, (args, out, err)
         data = json.loads(out)
         assert data["error"] == {"type": "locked", "message": message}, args

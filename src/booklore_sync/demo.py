@@ -10,20 +10,36 @@ nothing is left running.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, TextIO
 
 from booklore_sync.config import Config
 from booklore_sync.koreader.fingerprint import partial_md5
 from booklore_sync.store import QUEUES, Store
 
 DEMO_USER = ("demo", "demo")
+_HELD = (("reading sessions", "sessions"), ("highlights (EPUB, by CFI)", "annotations"),
+         ("in-book notes (EPUB, by CFI)", "notes"),
+         ("book notes (PDF highlights and notes: no CFI)", "book_notes"),
+         ("bookmarks", "bookmarks"), ("ratings", "ratings"), ("KOReader positions", "positions"))
+
+
+class _Out:
+    """Where the demo's human lines go: stdout, or stderr under ``--json``."""
+
+    stream: TextIO = sys.stdout
+
+
+def _print(*parts: object) -> None:
+    print(*parts, file=_Out.stream, flush=True)
 
 
 def _step(title: str) -> None:
-    print(f"\n== {title} ==", flush=True)
+    _print(f"\n== {title} ==")
 
 
 _LABELS = {"sessions": ("session", "sessions"), "highlights": ("highlight", "highlights"),
@@ -54,7 +70,8 @@ def _queued_per_book(store: Store) -> list[str]:
     return lines
 
 
-def run_demo(keep: Path | None = None) -> int:
+def run_demo(keep: Path | None = None, *, json_out: bool = False) -> int:
+    """The demo; with ``json_out`` one JSON object on stdout (the story on stderr)."""
     from booklore_sync import render
     from booklore_sync.actions.sync import sync_once
     from booklore_sync.emulator import start_emulator
@@ -65,28 +82,33 @@ def run_demo(keep: Path | None = None) -> int:
 
     if keep is not None and keep.exists() and (not keep.is_dir() or any(keep.iterdir())):
         # a previous run's store would already hold everything as synced
-        print(f"--keep {keep}: give a new or empty directory", file=sys.stderr)
-        return 2
+        from booklore_sync.actions.base import EXIT_USAGE, USAGE, ActionError
+
+        raise ActionError(USAGE, f"--keep {keep}: give a new or empty directory", EXIT_USAGE)
     work = Path(tempfile.mkdtemp(prefix="booklore-sync-demo-")) if keep is None else keep
     work.mkdir(parents=True, exist_ok=True)
+    _Out.stream = sys.stderr if json_out else sys.stdout
     emu = None
     try:
         _step("Creating a sample KOReader device")
         device = build_sample_device(work / "device")
-        print(f"device folder: {device.root}")
+        _print(f"device folder: {device.root}")
         for book in device.books:
             sidecar = next(book.parent.glob(f"{book.stem}.sdr/metadata.*.lua"), None)
-            print(f"  {book.relative_to(device.root)}  (fingerprint {partial_md5(book)})")
+            _print(f"  {book.relative_to(device.root)}  (fingerprint {partial_md5(book)})")
             if sidecar is not None:
-                print(f"    {sidecar.relative_to(device.root)}")
+                _print(f"    {sidecar.relative_to(device.root)}")
         for extra in ("settings.reader.lua", "settings/statistics.sqlite3"):
-            print(f"  {(device.data_dir / extra).relative_to(device.root)}")
+            _print(f"  {(device.data_dir / extra).relative_to(device.root)}")
 
         _step("Starting the BookLore emulator")
+        # A real server creates KOReader accounts with Sync off; the demo switches it on.
         emu = start_emulator(mode="fork", library=device.library, port=0,
-                             user=DEMO_USER, koreader_user=DEMO_USER)
-        print(f"{emu.base_url}  (BookLore user demo/demo, KOReader account demo/demo)")
-        print(f"library: the same {len(device.books)} book files, byte for byte "
+                             user=DEMO_USER, koreader_user=DEMO_USER, koreader_sync=True)
+        _print(f"{emu.base_url}  (BookLore user demo/demo, KOReader account demo/demo)")
+        _print("KOReader account demo: Sync switched on for the demo (on a real server, "
+               "switch it on in BookLore: Settings → KOReader)")
+        _print(f"library: the same {len(device.books)} book files, byte for byte "
               "(the server knows them by the same fingerprints)")
 
         home = work / "home"
@@ -107,53 +129,53 @@ def run_demo(keep: Path | None = None) -> int:
             scan = scan_source(store, device.root, cfg.settings())
             per_book = _queued_per_book(store)
         data = scan.to_json()
-        print(f"{data['books']} books; queued: "
+        _print(f"{data['books']} books; queued: "
               + ", ".join(f"{data['queued'][q]} {q}" for q in QUEUES))
         for line in per_book:
-            print(line)
+            _print(line)
         for problem in data["errors"]:
-            print(f"  error: {problem['file']}: {problem['error']}")
+            _print(f"  error: {problem['file']}: {problem['error']}")
         for problem in data["warnings"]:
-            print(f"  warning: {problem['file']}: {problem['error']}")
+            _print(f"  warning: {problem['file']}: "
+                   f"{problem.get('warning', problem.get('error', ''))}")
 
         _step("booklore-sync status")
         with Store.open(cfg.store_path) as store:
-            print(status_text(status_data(store)))
+            _print(status_text(status_data(store)))
 
         _step("booklore-sync sync")
         report = sync_once(cfg)
         for message in report.messages + report.config_errors:
-            print(message)
+            _print(message)
         for line in render.sync_summary(report):
-            print(line)
-        print(f"(exit code {report.exit_code})")
+            _print(line)
+        _print(f"(exit code {report.exit_code})")
 
         _step("booklore-sync status --verbose")
         with Store.open(cfg.store_path) as store:
-            print(status_text(status_data(store, verbose=True)))
+            _print(status_text(status_data(store, verbose=True)))
 
         _step("What the emulator now holds")
         state = emu.state
-        held = {
-            "reading sessions": len(state.sessions()),
-            "highlights (EPUB, by CFI)": len(state.annotations()),
-            "in-book notes (EPUB, by CFI)": len(state.notes_v2()),
-            "book notes (PDF highlights and notes: no CFI)": len(state.book_notes()),
-            "bookmarks": len(state.bookmarks()),
-            "ratings": len(state.ratings()),
-            "KOReader positions": len(state.progress()),
-        }
-        for what, n in held.items():
-            print(f"  {what}: {n}")
+        server = {"sessions": len(state.sessions()), "annotations": len(state.annotations()),
+                  "book_notes": len(state.book_notes()), "notes": len(state.notes_v2()),
+                  "bookmarks": len(state.bookmarks()), "ratings": len(state.ratings()),
+                  "positions": len(state.progress())}
+        for what, key in _HELD:
+            _print(f"  {what}: {server[key]}")
 
         _step("Second sync (nothing is sent twice)")
         again = sync_once(cfg)
         for message in again.messages + again.config_errors:
-            print(message)
+            _print(message)
         for line in render.sync_summary(again):
-            print(line)
+            _print(line)
         code = report.exit_code or again.exit_code
-        print(f"\nDemo finished (exit {code}). Try it yourself: booklore-sync emulator --library "
+        if json_out:
+            summary: dict[str, Any] = {"scan": data, "sync": report.to_json(),
+                                       "server": server}
+            sys.stdout.write(json.dumps(summary) + "\n")
+        _print(f"\nDemo finished (exit {code}). Try it yourself: booklore-sync emulator --library "
               "DIR, then set BOOKLORE_URL and run scan / sync / menu.")
         return code
     finally:
@@ -162,3 +184,4 @@ def run_demo(keep: Path | None = None) -> int:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
         sys.stdout.flush()
+        _Out.stream = sys.stdout

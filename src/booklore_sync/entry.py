@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
+_NOT_SETTINGS = {"BOOKLORE_SYNC_HOME", "BOOKLORE_SYNC_WEB_PASSWORD", "BOOKLORE_SYNC_REALWORLD"}
 _STATUS_FLAGS = {"--json", "--verbose", "-v", "-q", "--quiet"}
 
 
@@ -21,6 +22,11 @@ def _data_dir() -> str | None:
     if home:
         return os.path.expanduser(home)
     return None  # the platform directories: left to the full command line
+
+
+def _setting_variables() -> bool:
+    """Whether a ``BOOKLORE_SYNC_*`` variable may set a setting (spec §7)."""
+    return any(k.startswith("BOOKLORE_SYNC_") and k not in _NOT_SETTINGS for k in os.environ)
 
 
 def _fast_path(argv: list[str]) -> int | None:
@@ -33,8 +39,8 @@ def _fast_path(argv: list[str]) -> int | None:
                                                                    "--quiet"}):
         return None
     home = _data_dir()
-    if home is None:
-        return None
+    if home is None or _setting_variables():
+        return None  # the full command line checks BOOKLORE_SYNC_* settings (exit 2 if bad)
     from booklore_sync.status import quick_summary
 
     path = os.path.join(home, "booklore-sync.db")

@@ -39,6 +39,7 @@ class LoginRequest:
     passwords: dict[str, str] = field(default_factory=dict)
     store_in_file: bool = False
     check: bool = True
+    from_env: set[str] = field(default_factory=set)  # passwords given by the environment
 
 
 @dataclass
@@ -100,7 +101,7 @@ def login(cfg: Config, req: LoginRequest) -> LoginResult:
         warnings.append(f"Nothing was checked: {url} and the accounts were saved as given.")
     try:
         places = [cfg.store_password(a, pw, in_file=req.store_in_file)
-                  for a, pw in req.passwords.items()]
+                  for a, pw in req.passwords.items() if a not in req.from_env]
         cfg.save()
     except ConfigError as exc:
         raise ActionError(CONFIG, str(exc), EXIT_USAGE) from None
@@ -112,9 +113,12 @@ def login(cfg: Config, req: LoginRequest) -> LoginResult:
 def url_problem(url: str, exc: Any) -> str:
     """Why the URL does not answer as BookLore, in words a user can act on."""
     from booklore_sync.booklore import errors as E
+    from booklore_sync.server_url import reason_only
 
-    text = getattr(exc, "message", str(exc))
+    text = reason_only(getattr(exc, "message", str(exc)), url)
     low = text.lower()
+    if "did you mean" in low:  # the client already knows the fix
+        return f"{url}: {text}"
     if isinstance(exc, E.NotBookLoreError):
         if exc.reason == "redirect":
             return f"{url} redirects elsewhere ({text}); use the URL it redirects to"
@@ -124,7 +128,7 @@ def url_problem(url: str, exc: Any) -> str:
             return (f"TLS failed at {url} ({text}); did you mean "
                     f"http://{url[len('https://'):]}?")
         return f"TLS problem at {url} ({text})"
-    if any(s in low for s in ("name or service not known", "nodename nor servname",
+    if any(s in low for s in ("(dns)", "name or service not known", "nodename nor servname",
                               "getaddrinfo", "name resolution", "no address associated")):
         return f"the name in {url} does not resolve (DNS): {text}"
     if "refused" in low:

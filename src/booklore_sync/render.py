@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from booklore_sync.server_url import reason_only
 from booklore_sync.store.queries import LETTERS, QUEUES
 from booklore_sync.sync.report import SyncReport
 
@@ -41,7 +42,7 @@ def sync_problems(report: SyncReport, url: str | None) -> list[str]:
     if report.locked:
         return [f"Error: {m}" if not m.startswith("Error") else m for m in report.messages]
     if report.offline:
-        detail = _offline_detail(report)
+        detail = reason_only(_offline_detail(report), url)
         where = url or "the server"
         lines.append(f"Offline: cannot reach {where}" + (f" ({detail})" if detail else "")
                      + "; nothing was sent.")

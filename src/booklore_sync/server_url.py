@@ -63,3 +63,15 @@ def normalize_url(raw: str) -> tuple[str, list[str]]:
     if removed:
         notices.append(f"removed the trailing {removed} (the base URL is wanted); using {base}")
     return base, notices
+
+
+def reason_only(text: str, url: str | None) -> str:
+    """A client error's text without the URL in it, so that a message naming the URL
+    itself names it once: ``cannot connect to http://h:1: refused`` → ``refused``."""
+    if not url:
+        return text.strip()
+    for bare in {url, url.rstrip("/")}:
+        text = text.replace(f"cannot connect to {bare}: ", "").replace(
+            f"cannot connect to {bare}", "cannot connect")
+        text = re.sub(rf"(?<![\w/.:]){re.escape(bare)}(?![\w/.:])", "the server", text)
+    return text.strip()

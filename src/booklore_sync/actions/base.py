@@ -49,8 +49,10 @@ def client_error(exc: BaseException, url: str | None, *, offline_code: int = EXI
                  action: str = "nothing was changed") -> ActionError:
     """A client error (or any exception met while talking to the server) as an ActionError."""
     from booklore_sync.booklore import errors as E
+    from booklore_sync.server_url import reason_only
 
     where = url or "the server"
+    text = reason_only(getattr(exc, "message", None) or str(exc), url)
     if isinstance(exc, E.AuthError):
         who = "BookLore account" if exc.account == "booklore" else "KOReader account"
         what = {"rejected": "was rejected (wrong user name or password)",
@@ -65,13 +67,13 @@ def client_error(exc: BaseException, url: str | None, *, offline_code: int = EXI
         return ActionError(CONFIG, f"this needs the {who}, which is not configured; {LOGIN_HINT}",
                            EXIT_USAGE)
     if isinstance(exc, (E.OfflineError, E.OutcomeUnknownError)):
-        return ActionError(OFFLINE, f"cannot reach the server at {where} ({exc.message}); {action}",
+        return ActionError(OFFLINE, f"cannot reach {where} ({text}); {action}",
                            offline_code)
     if isinstance(exc, E.NotBookLoreError):
-        return ActionError(OFFLINE, f"{where} does not answer as BookLore ({exc.message}); "
+        return ActionError(OFFLINE, f"{where} does not answer as BookLore ({text}); "
                            f"check server.url; {action}", offline_code)
     if isinstance(exc, E.BookLoreError):
-        return ActionError(OFFLINE, f"the server at {where} answered with an error ({exc}); "
+        return ActionError(OFFLINE, f"the server at {where} answered with an error ({text}); "
                            f"{action}", offline_code)
     return ActionError(OFFLINE, f"the server at {where} failed ({type(exc).__name__}); {action}",
                        offline_code)

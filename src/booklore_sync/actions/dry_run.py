@@ -1,5 +1,7 @@
 """`sync --dry-run`: what a sync would send, per queue and book; only read requests,
-no lock, nothing changed (spec §6.2, §6.4)."""
+no lock, nothing changed (spec §6.2, §6.4).  ``already_there`` counts the reading
+positions the server already holds (one KOReader progress read per book); the other
+queues would need a sync's reconciliation reads to tell, so they count as to be sent."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from booklore_sync.actions.base import (
 )
 from booklore_sync.booklore import errors as E
 from booklore_sync.config import Config
+from booklore_sync.server_url import reason_only
 from booklore_sync.store import QUEUES
 
 
@@ -48,7 +51,8 @@ def dry_run(cfg: Config) -> DryRun:
             except (E.OfflineError, E.NotBookLoreError) as exc:
                 out.offline = True
                 out.error = ActionError(OFFLINE, f"offline: cannot reach {s.url} "
-                                        f"({exc.message}); nothing was sent", EXIT_OFFLINE)
+                                        f"({reason_only(exc.message, s.url)}); nothing was "
+                                        "sent", EXIT_OFFLINE)
                 return out
             resolved: dict[str, bool] = {}
             for item in s.store.all_pending():
@@ -63,6 +67,9 @@ def dry_run(cfg: Config) -> DryRun:
                 if not known:
                     tally["skipped"] += 1
                     continue
+                if _already_there(s.client, item):
+                    tally["already_there"] += 1
+                    continue
                 tally["would_send"] += 1
                 per = out.per_book.setdefault(item.display_name, {})
                 per[item.queue] = per.get(item.queue, 0) + 1
@@ -71,6 +78,25 @@ def dry_run(cfg: Config) -> DryRun:
     except E.BookLoreError as exc:
         out.error = client_error(exc, cfg.url, action="nothing was sent")
     return out
+
+
+def _already_there(client: Any, item: Any) -> bool:
+    """Whether one read tells that the server already holds this item.  Only a reading
+    position can be told so (the KOReader progress of the book equals it); the other
+    queues would need the reconciliation reads of a real sync, so they count as sent."""
+    if item.queue != "progress":
+        return False
+    try:
+        remote = client.get_progress(item.fingerprint)
+    except E.BookLoreError:
+        return False
+    if remote is None or remote.percentage is None:
+        return False
+    try:
+        wanted = float(item.key.get("percentage"))
+    except (TypeError, ValueError):
+        return False
+    return bool(remote.progress == item.key.get("progress") and abs(remote.percentage - wanted) < 1e-4)
 
 
 def _server_knows(client: Any, fingerprint: str) -> bool:

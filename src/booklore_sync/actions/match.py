@@ -21,6 +21,7 @@ from booklore_sync.actions.base import (
 from booklore_sync.actions.books import find_book
 from booklore_sync.booklore import errors as E
 from booklore_sync.config import Config
+from booklore_sync.server_url import reason_only
 from booklore_sync.store import BookRow, Store
 from booklore_sync.sync.matcher import Matcher, RematchResult, ServerUnavailable
 from booklore_sync.sync.report import SyncReport
@@ -97,14 +98,23 @@ def run_match(cfg: Config, *, interactive: bool, prompter: Any = None,
     return out
 
 
+def _unreachable(exc: ServerUnavailable, url: str | None, action: str) -> ActionError:
+    """The server is away: one line naming the URL once, the cause, and what happened."""
+    text = str(exc)
+    prefix = "the server cannot be reached ("
+    if text.startswith(prefix) and text.endswith(")"):
+        text = text[len(prefix):-1]
+    return ActionError("offline", f"cannot reach {url or 'the server'} "
+                       f"({reason_only(text, url)}); {action}", EXIT_FAILED)
+
+
 def _auto(cfg: Config, store: Store, client: Any, out: MatchOutcome) -> None:
     matcher = Matcher(store, client)
     try:
         matcher.connect()
         auto = matcher.auto_match()
     except ServerUnavailable as exc:
-        out.fail(ActionError("offline", f"{exc} at {client.base_url}; nothing was changed",
-                             EXIT_FAILED))
+        out.fail(_unreachable(exc, client.base_url, "nothing was changed"))
         return
     except E.BookLoreError as exc:
         out.fail(client_error(exc, client.base_url))
@@ -143,7 +153,7 @@ def _manual(cfg: Config, out: MatchOutcome, prompter: Any) -> None:
             matcher.connect()
             manual_match(matcher, prompter, commit=commit)
         except ServerUnavailable as exc:
-            raise ActionError("offline", f"{exc} at {client.base_url}", EXIT_FAILED) from None
+            raise _unreachable(exc, client.base_url, "nothing was changed") from None
         except E.BookLoreError as exc:
             raise client_error(exc, client.base_url) from None
 
@@ -225,7 +235,8 @@ def run_rematch(cfg: Config, *, confirm: Callable[[list[str]], bool] | None = No
             try:
                 matcher.connect()
             except ServerUnavailable as exc:
-                return EXIT_FAILED, None, [f"{exc} at {s.url}; no stored ID was changed"]
+                return EXIT_FAILED, None, [_unreachable(exc, s.url, "no stored ID was "
+                                                        "changed").message]
             except E.BookLoreError as exc:
                 return EXIT_FAILED, None, [client_error(exc, s.url, action="no stored ID was "
                                                         "changed").message]
@@ -239,7 +250,8 @@ def run_rematch(cfg: Config, *, confirm: Callable[[list[str]], bool] | None = No
                 try:
                     result = matcher.rematch_all()
                 except ServerUnavailable as exc:
-                    return EXIT_FAILED, None, messages + [f"{exc}; no stored ID was changed"]
+                    return EXIT_FAILED, None, messages + [
+                        _unreachable(exc, s.url, "no stored ID was changed").message]
                 except E.BookLoreError as exc:
                     return EXIT_FAILED, None, messages + [
                         client_error(exc, s.url, action="no stored ID was changed").message]

@@ -25,8 +25,13 @@ from booklore_sync.actions.base import (
     ActionError,
 )
 from booklore_sync.cli import daily, maintenance, setup, tools  # noqa: F401  (registers)
-from booklore_sync.cli.app import advanced_app, app
+from booklore_sync.cli.app import DAILY, MAINTENANCE, SETUP, TOOLS, advanced_app, app
 from booklore_sync.cli.common import G, enable_request_log, err, out_json, split_globals
+
+_PANELS = (SETUP, DAILY, MAINTENANCE, TOOLS)
+# --help lists the groups in this order (a command's group is its first appearance)
+app.registered_commands.sort(key=lambda c: _PANELS.index(c.rich_help_panel)
+                             if c.rich_help_panel in _PANELS else len(_PANELS))
 
 
 def _report(exc: ActionError) -> int:

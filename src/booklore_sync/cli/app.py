@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from typing import Any, Optional
 
 import typer
@@ -12,7 +14,8 @@ SETUP, DAILY, MAINTENANCE, TOOLS = "Set-up", "Daily", "Maintenance", "Tools"
 JSON_HELP = "Print one JSON object on stdout (messages go to stderr)."
 
 app = typer.Typer(
-    no_args_is_help=True,
+    no_args_is_help=False,
+    invoke_without_command=True,
     add_completion=True,
     # a traceback must never show local variables: they may hold a password or a token
     pretty_exceptions_show_locals=False,
@@ -26,8 +29,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     options_metavar="[OPTIONS]",
 )
-advanced_app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
-                           help="Re-match all books; clear synced history.")
+advanced_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
+                           pretty_exceptions_show_locals=False,
+                           help="Re-match all books; clear synced history.",
+                           epilog="Examples:\n\n  booklore-sync advanced rematch-all --yes\n\n"
+                           "  booklore-sync advanced clear-history --sessions --yes")
 app.add_typer(advanced_app, name="advanced", rich_help_panel="Maintenance")
 
 
@@ -37,8 +43,26 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+def help_needs_command(ctx: typer.Context, what: str) -> None:
+    """Without a command: the help on stderr (never on stdout), then a usage error."""
+    if ctx.invoked_subcommand is not None or ctx.resilient_parsing:
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        ctx.get_help()
+    from booklore_sync.cli.common import usage
+
+    usage(f"{what} needs a command (see the list above)")
+
+
+@advanced_app.callback()
+def _advanced(ctx: typer.Context) -> None:
+    """Re-match all books; clear synced history."""
+    help_needs_command(ctx, "advanced")
+
+
 @app.callback()
 def _top(
+    ctx: typer.Context,
     version: Optional[bool] = typer.Option(
         None, "--version", callback=_version, is_eager=True,
         help="Print booklore-sync and its version, then exit."),
@@ -50,6 +74,7 @@ def _top(
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Deliver KOReader reading data to a BookLore server, exactly once."""
+    help_needs_command(ctx, "booklore-sync")
 
 
 def _no_flag_metavar() -> None:

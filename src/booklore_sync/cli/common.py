@@ -118,20 +118,24 @@ def checked_url(cfg: Config) -> str | None:
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[Any]:
-    """A transient progress bar on stderr when it is a terminal (not under -q)."""
+def progress_bar(label: str, *, then: str | None = None) -> Iterator[Any]:
+    """A transient progress bar on stderr when it is a terminal (not under -q).  With
+    ``then``, the label changes to it once the first count with a total arrives (sync:
+    "Resolving books" while the engine resolves, then "Uploading")."""
     if G.quiet or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         console=Console(stderr=True), transient=True)
     task = progress.add_task(label, total=None)
     with progress:
         def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            if then is not None and total:
+                progress.update(task, description=then)
+            progress.update(task, completed=done, total=total or None)
 
         yield update
 

@@ -105,7 +105,7 @@ def sync(
     if dry_run:
         _dry_run(cfg)
         return
-    with progress_bar("Syncing") as on_progress:
+    with progress_bar("Resolving books", then="Uploading") as on_progress:
         outcome = run_sync(cfg, on_progress=on_progress)
     report = outcome.report
     for line in render.sync_problems(report, outcome.url or url):

@@ -11,8 +11,17 @@ import typer
 
 from booklore_sync.actions.base import CONFIG, EXIT_USAGE, USAGE, ActionError
 from booklore_sync.cli.app import JSON_HELP, SETUP, app
-from booklore_sync.cli.common import G, err, fail, load_config, note, out_json, usage
-from booklore_sync.config import ACCOUNT_LABELS, USER_KEY, ConfigError
+from booklore_sync.cli.common import (
+    G,
+    err,
+    fail,
+    load_config,
+    note,
+    out_json,
+    show_notices,
+    usage,
+)
+from booklore_sync.config import ACCOUNT_LABELS, USER_KEY, Config, ConfigError
 
 
 @app.command(rich_help_panel=SETUP, epilog="Examples:\n\n  booklore-sync login --url "
@@ -59,8 +68,20 @@ def login(
                       "BookLore first)")
             req.passwords[account] = stdin_lines[index]
             continue
+        from booklore_sync.config import PASSWORD_ENV
+
+        env_password = cfg.env.get(PASSWORD_ENV[account])
+        if env_password:  # checked, never stored: it already comes from the environment
+            req.passwords[account] = env_password
+            req.from_env.add(account)
+            continue
         if not interactive:
-            usage("no terminal to ask for the passwords on; use --password-stdin")
+            if no_check:
+                note(f"no password stored for the {label}: give it with --password-stdin or "
+                     f"{PASSWORD_ENV[account]}")
+                continue
+            usage(f"no terminal to ask for the password of the {label} on; use "
+                  f"--password-stdin or set {PASSWORD_ENV[account]}")
         secret = getpass.getpass(f"Password of the {label} {cfg.get(USER_KEY[account])!r}: ")
         if not secret:
             usage(f"empty password for the {label}; nothing stored")
@@ -99,22 +120,29 @@ def config_cmd(
     if key is not None and key not in known_keys():
         usage(f"unknown setting {key!r}. Known settings: {', '.join(known_keys())}")
     if key is not None and value is not None:
+        if key == "server.url":
+            from booklore_sync.server_url import BadURL, normalize_url
+
+            try:
+                for notice in normalize_url(value)[1]:
+                    note(notice)
+            except BadURL as exc:
+                fail(ActionError(USAGE, f"server.url: {exc}; nothing was saved", EXIT_USAGE))
         try:
             stored = cfg.set(key, value)
         except ConfigError as exc:
             fail(ActionError(USAGE, str(exc), EXIT_USAGE))
-        if key == "server.url" and stored != value.strip():
-            note(f"using {stored}")
         if G.json:
             out_json({"key": key, "value": stored, "written_to": str(cfg.config_path)})
         else:
             typer.echo(f"{key} = {_show(stored)}  (written to {cfg.config_path})")
         return
     if key is not None:
+        shown = _value(cfg, key)
         if G.json:
-            out_json({"key": key, "value": _value(cfg, key), "source": _source(cfg, key)})
+            out_json({"key": key, "value": shown, "source": _source(cfg, key)})
         else:
-            typer.echo(_show(cfg.get(key)))
+            typer.echo(_show(shown))
         return
     if G.json:
         settings: dict[str, Any] = {k: {"value": _value(cfg, k), "source": _source(cfg, k)}
@@ -128,27 +156,28 @@ def config_cmd(
     typer.echo(f"# config: {cfg.config_path}")
     typer.echo(f"# data:   {cfg.home}")
     for k in known_keys():
-        typer.echo(f"{k} = {_show(cfg.get(k))}  # {_source(cfg, k)}")
+        where = _source(cfg, k)
+        if where == "env":
+            where = f"env ({cfg.env_variable(k)})"
+        typer.echo(f"{k} = {_show(_value(cfg, k))}  # {where}")
     for account in ACCOUNTS:
         source = cfg.password_source(account)
         typer.echo(f"# {ACCOUNT_LABELS[account]} password: {mask(source)}"
                    + (f" (from {source})" if source else ""))
 
 
-def _value(cfg: Any, key: str) -> Any:
+def _value(cfg: Config, key: str) -> Any:
+    """The effective value; the server URL normalised (its notices shown once)."""
     try:
-        return cfg.get(key)
+        value = cfg.url if key == "server.url" else cfg.get(key)
     except ConfigError as exc:
         fail(ActionError(CONFIG, str(exc), EXIT_USAGE))
+    show_notices(cfg)
+    return value
 
 
-def _source(cfg: Any, key: str) -> str:
-    from booklore_sync.config import ENV_FOR_KEY
-
-    env_name = ENV_FOR_KEY.get(key)
-    if env_name and cfg.env.get(env_name):
-        return "env"
-    return "file" if key in cfg.file_values else "default"
+def _source(cfg: Config, key: str) -> str:
+    return cfg.source(key)
 
 
 def _pw_source(src: str | None) -> str:

@@ -8,18 +8,22 @@ from typing import Optional
 import typer
 
 from booklore_sync.cli.app import TOOLS, app
+from booklore_sync.cli.common import G
 
 
-@app.command(rich_help_panel=TOOLS, epilog="Example:\n\n  booklore-sync demo")
+@app.command(rich_help_panel=TOOLS, epilog="Examples:\n\n  booklore-sync demo\n\n"
+             "  booklore-sync demo --json")
 def demo(
     keep: Optional[Path] = typer.Option(None, "--keep", help="Keep the sample device, home and "
                                         "store in this directory (default: a temporary one, "
                                         "removed at the end)."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout: scan, sync "
+                                  "and what the server holds (the story goes to stderr)."),
 ) -> None:
-    """Run the whole pipeline on generated sample data against the emulator."""
+    """Run the whole pipeline on generated sample data against the emulator (it switches the demo KOReader account's Sync on, and says so)."""
     from booklore_sync.demo import run_demo
 
-    raise typer.Exit(run_demo(keep))
+    raise typer.Exit(run_demo(keep, json_out=json_out or G.json))
 
 
 @app.command(rich_help_panel=TOOLS, epilog="Examples:\n\n  booklore-sync emulator --library "
@@ -59,4 +63,4 @@ def emulator(
         koreader_user=koreader_user, admin=admin, control=control,
         no_spa_fallback=no_spa_fallback, fixed_bugs=fixed_bugs, seed=seed,
         server_version=server_version, koreader_sync=koreader_sync, latency_ms=latency_ms,
-        json_output=json_out))
+        json_output=json_out or G.json))

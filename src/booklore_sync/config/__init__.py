@@ -35,6 +35,8 @@ from booklore_sync.config.files import (
     _migrate_config_files,
     _nest,
     config_dir,
+    env_name_for,
+    env_settings,
     home_dir,
     known_keys,
     make_private_dir,
@@ -56,7 +58,7 @@ from booklore_sync.settings_defaults import DEFAULTS
 
 __all__ = [
     "ACCOUNTS", "ACCOUNT_LABELS", "APP_NAME", "CHOICES", "CONFIG_FILE", "CREDENTIALS_FILE",
-    "ENV_FOR_KEY", "KEYRING_SERVICE", "LOCK_FILE", "LOG_FILE", "NO_KEYRING_ALTERNATIVES",
+    "ENV_FOR_KEY", "KEYRING_SERVICE", "env_name_for", "env_settings", "LOCK_FILE", "LOG_FILE", "NO_KEYRING_ALTERNATIVES",
     "NO_KEYRING_MESSAGE", "PASSWORD_ENV", "SERVER_KEYS", "STORE_FILE", "TOKEN_SERVICE",
     "USER_KEY", "Config", "ConfigError", "KeyringTokenStore", "config_dir", "home_dir",
     "keyring_available", "keyring_get", "known_keys", "make_private_dir", "mask",
@@ -71,6 +73,7 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     conf_dir: Path | None = None  # config.toml, credentials.toml (default: home)
     notices: list[str] = field(default_factory=list)  # one-line notes for the user
+    env_values: dict[str, Any] = field(default_factory=dict)  # §7 keys from BOOKLORE_SYNC_*
     _url_cache: tuple[str | None, str | None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -92,7 +95,8 @@ class Config:
                 raise ConfigError(f"cannot read {path}: {exc}") from exc
             except OSError as exc:
                 raise ConfigError(f"cannot read {path}: {exc}") from exc
-        return cls(home=home, file_values=values, env=env, conf_dir=conf, notices=notices)
+        return cls(home=home, file_values=values, env=env, conf_dir=conf, notices=notices,
+                   env_values=env_settings(env))
 
     # ---------------------------------------------------------------- paths
     @property
@@ -124,6 +128,8 @@ class Config:
         env_name = ENV_FOR_KEY.get(key)
         if env_name and self.env.get(env_name):
             return self.env[env_name]
+        if key in self.env_values:
+            return self.env_values[key]
         if key in self.file_values:
             return self.file_values[key]
         if key in SERVER_KEYS:
@@ -131,6 +137,17 @@ class Config:
         if key not in DEFAULTS:
             raise ConfigError(f"unknown setting {key!r}")
         return DEFAULTS[key]
+
+    def source(self, key: str) -> str:
+        """Where the effective value of ``key`` comes from: env, file or default."""
+        env_name = ENV_FOR_KEY.get(key)
+        if (env_name and self.env.get(env_name)) or key in self.env_values:
+            return "env"
+        return "file" if key in self.file_values else "default"
+
+    def env_variable(self, key: str) -> str:
+        """The environment variable that sets ``key``."""
+        return ENV_FOR_KEY.get(key) or env_name_for(key)
 
     def settings(self) -> dict[str, Any]:
         """The effective §7 settings as a flat dict."""

@@ -145,13 +145,7 @@ def parse_value(key: str, raw: str) -> Any:
             return False
         raise ConfigError(f"{key} must be true or false, not {raw!r}")
     if isinstance(default, int):
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
-        if value < 0:
-            raise ConfigError(f"{key} must not be negative")
-        return value
+        return _parse_number(key, raw)
     if key in CHOICES and raw not in CHOICES[key]:
         raise ConfigError(f"{key} must be one of {', '.join(CHOICES[key])}, not {raw!r}")
     if key == "device.timezone":
@@ -163,3 +157,47 @@ def parse_value(key: str, raw: str) -> Any:
             raise ConfigError(f"{key}: unknown time zone {raw!r} (use an IANA name such as "
                               "'Europe/Berlin' or 'UTC')") from None
     return raw
+
+
+def _parse_number(key: str, raw: str) -> int | float:
+    """A whole number (a timeout may have a fraction); ``-5`` is a number like any other,
+    refused only by the keys where it cannot work."""
+    text = raw.strip()
+    try:
+        value: int | float = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not key.endswith("timeout_seconds") or value != value or value in (
+                float("inf"), float("-inf")):
+            raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
+    if key.startswith("http.") and value <= 0:
+        raise ConfigError(f"{key} must be greater than 0, not {raw!r}")
+    if key == "sessions.progress_decimal_places" and not 0 <= value <= 10:
+        raise ConfigError(f"{key} must be between 0 and 10, not {raw!r}")
+    return value
+
+
+def env_name_for(key: str) -> str:
+    """The variable that overrides a §7 setting: ``BOOKLORE_SYNC_`` + the key upper-cased,
+    ``.`` as ``_`` (e.g. ``BOOKLORE_SYNC_SYNC_SETTLE_SECONDS``)."""
+    return "BOOKLORE_SYNC_" + key.upper().replace(".", "_")
+
+
+def env_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The §7 settings given by ``BOOKLORE_SYNC_*`` variables, parsed; ConfigError naming
+    the variable when one does not parse.  Unknown ``BOOKLORE_SYNC_*`` variables are
+    ignored (``BOOKLORE_SYNC_HOME`` and ``BOOKLORE_SYNC_WEB_PASSWORD`` are not settings)."""
+    out: dict[str, Any] = {}
+    for key in DEFAULTS:
+        name = env_name_for(key)
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            out[key] = parse_value(key, raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{name}={raw!r} does not parse: {exc}") from None
+    return out

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "device.file_times": True,
     "device.name": "booklore-sync",
     "scan.path_map": {},
+    "sync.settle_seconds": 60,
     "http.connect_timeout_seconds": 10,
     "http.read_timeout_seconds": 30,
     "http.max_concurrency": 4,

@@ -145,7 +145,8 @@ class SyncMachine(RuleBasedStateMachine):
         self.store = Store.open(home / "store.db")
         # concurrency 4: the two books' uploads of a phase go at the same time (§4.1)
         self.settings = dict(DEFAULTS, **{"annotations.notes_destination": destination,
-                                          "http.max_concurrency": concurrency})
+                                          "http.max_concurrency": concurrency,
+                                          "sync.settle_seconds": 0})
         self.destination = destination
         self.books: dict[str, Book] = {}
         for kind, book_type in (("epub", "EPUB"), ("pdf", "PDF")):

@@ -27,7 +27,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from booklore_sync.booklore import errors as E
+from booklore_sync.common.vocab import ReconcileKind
 from booklore_sync.store.queries import QUEUES
+from booklore_sync.store.types import ServerIdentity
 from booklore_sync.sync import plan as P
 from booklore_sync.sync.execute import Pool, RunState
 from booklore_sync.sync.ledger import Ledger
@@ -41,6 +43,7 @@ from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engin
 )
 from booklore_sync.sync.plan import RATING_GROUP_MAX  # noqa: F401
 from booklore_sync.sync.reading import progress_unit, sessions_unit
+from booklore_sync.sync.reconcile import UNCHECKED, settle_wait, split_waiting
 from booklore_sync.sync.report import SyncReport
 from booklore_sync.sync.resolve import Known, Resolver, ServerLost, caps_of
 from booklore_sync.sync.uploads import (
@@ -79,6 +82,7 @@ class SyncEngine:
         only_fingerprints: Iterable[str] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         max_concurrency: int | None = None,
+        identity: ServerIdentity | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -94,6 +98,7 @@ class SyncEngine:
         self.books: dict[str, Known] = {}
         self._lookup_failed: dict[str, E.BookLoreError] = {}
         self._items: dict[str, list[QueueItem]] = {}
+        self.identity = identity or _identity_of(client)
 
     @property
     def caps(self) -> Any:
@@ -108,6 +113,10 @@ class SyncEngine:
     def run(self) -> SyncReport:
         probe_failed: E.BookLoreError | None = None
         caps = None
+        if self.identity is not None:
+            # reconciliation records belong to one server URL and account (§4.1):
+            # a change forgets them (before the probe, which refills the cache)
+            self.store.bind_server(self.identity)
         try:
             caps = self.client.probe()  # starts with the health probe (api §6 probe 1)
         except E.OfflineError as exc:
@@ -136,6 +145,7 @@ class SyncEngine:
 
         self._load_items()
         self.ledger.total = sum(len(v) for v in self._items.values())
+        self._hold_unsettled()
         try:
             if probe_failed is not None:
                 raise ServerLost(str(probe_failed))
@@ -171,6 +181,26 @@ class SyncEngine:
                                  f"the {queue} queue is switched off (sync.{queue} = false)")
                 items = []
             self._items[queue] = items
+
+    def _hold_unsettled(self) -> None:
+        """Items whose upload outcome is unknown wait until the server had time to
+        apply a late request (§4.1 "Exactly once"): skipped, with the time to retry."""
+        wait = settle_wait(self.settings)
+        for queue in ("annotations", "bookmarks", "sessions"):
+            ready, waiting = split_waiting(self._items[queue], wait)
+            for reason, items in waiting.items():
+                self.ledger.skip(queue, items, reason)
+            self._items[queue] = ready
+
+    def _first_contact(self, kind: ReconcileKind, units: Sequence[Any],
+                       wanted: Callable[[Any], bool]) -> None:
+        """Flag the units whose book was never reconciled for ``kind`` with this server
+        (and that hold items of that kind): their unit reads the server first."""
+        if not units or not self.state.alive("booklore"):
+            return
+        done = self.store.reconciled_books(kind)
+        for unit in units:
+            unit.reconcile = unit.book_id not in done and wanted(unit)
 
     def _phase(self, queue: str, fn: Callable[[list[QueueItem]], None]) -> None:
         items = self.ledger.unsettled(queue, self._items[queue])
@@ -245,13 +275,15 @@ class SyncEngine:
         """The server ids this store already holds for books whose doubtful items will
         be checked (an earlier upload is resolved only against the server's others)."""
         for unit in units:
-            if unit.book_id in P.needs_remote_ids([unit]):
+            if unit.reconcile or unit.book_id in P.needs_remote_ids([unit]):
                 unit.known_remote = frozenset(self.store.remote_ids(queue, unit.book_id))
 
     def _sync_annotations(self, items: list[QueueItem]) -> None:
         destination = self.settings.get("annotations.notes_destination", "in_book")
         units, outcomes = P.plan_annotations(self._matched("annotations", items), destination)
         self.ledger.record_all(outcomes)
+        self._first_contact(ReconcileKind.BOOK_NOTES, units, lambda u: any(
+            P.guarded(i, u.parts.get(i.id)) for i in u.items))
         self._known_remote("annotations", units)
         mark = P.to_mark_in_flight(units) if self.state.alive("booklore") else []
         self._execute_guarded("annotations", mark, units, annotations_unit)
@@ -259,6 +291,8 @@ class SyncEngine:
     def _sync_bookmarks(self, items: list[QueueItem]) -> None:
         units, outcomes = P.plan_bookmarks(self._matched("bookmarks", items))
         self.ledger.record_all(outcomes)
+        self._first_contact(ReconcileKind.PDF_BOOKMARKS, units, lambda u: any(
+            i.payload.get("paged") and not i.payload.get("cfi") for i in u.items))
         self._known_remote("bookmarks", units)
         mark = P.to_mark_in_flight(units) if self.state.alive("booklore") else []
         self._execute_guarded("bookmarks", mark, units, bookmarks_unit)
@@ -295,10 +329,36 @@ class SyncEngine:
 
         units, outcomes = P.plan_sessions(items, type_of, BATCH_SIZE)
         self.ledger.record_all(outcomes)
+        units = self._reconcile_sessions(units)
         mark = [i.id for u in units for _, group in u.groups for i in group
                 if not P.doubtful(i)]
         self._execute_guarded("sessions", mark, units,
                               lambda w, u: sessions_unit(w, u, self._batch_on))
+
+    def _reconcile_sessions(self, units: list[P.SessionUnit]) -> list[P.SessionUnit]:
+        """First contact for sessions (§4.1): with the BookLore account, each book never
+        reconciled reads the server first.  Without that account the sessions go
+        unchecked (the run says for how many books); with it refused, those books
+        wait (a blind upload could double what another uploader sent)."""
+        done = self.store.reconciled_books(ReconcileKind.SESSIONS)
+        fresh = [u for u in units if u.book_id not in done]
+        if not fresh:
+            return units
+        if self.state.alive("booklore"):
+            for unit in fresh:
+                unit.reconcile = True
+            return units
+        if "booklore" not in self.state.accounts:
+            n = len(fresh)
+            self.report.messages.append(UNCHECKED.format(n=n, books="book" if n == 1
+                                                         else "books"))
+            return units
+        dead = self.state.dead_account("booklore")
+        assert dead is not None
+        held = [i for u in fresh for _, group in u.groups for i in group]
+        self.ledger.fail("sessions", held, account_trouble(dead), status=dead.status,
+                         count=False)
+        return [u for u in units if u.book_id in done]
 
     def _batch_on(self) -> bool:
         caps = self.caps
@@ -333,3 +393,13 @@ class SyncEngine:
         if lost is not None:
             raise ServerLost(lost)
         return raws
+
+
+def _identity_of(client: Any) -> ServerIdentity | None:
+    """The server URL and account names a client talks with (None for a stand-in
+    without a URL)."""
+    url = getattr(client, "base_url", None)
+    if not isinstance(url, str):
+        return None
+    users = (getattr(client, "_bl_user", None), getattr(client, "_ko_user", None))
+    return ServerIdentity(url, *(u if isinstance(u, str) else None for u in users))

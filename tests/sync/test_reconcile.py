@@ -348,8 +348,8 @@ def test_a_batch_stored_after_the_client_gave_up_is_not_doubled(home, kobo, emu)
     assert len(emu.state.sessions()) == len(queued)
     while True:
         with open_store(cfg) as store:
-            ready, _ = split_waiting(store.pending("sessions"), settle_wait(cfg.settings()))
-        if ready or time.monotonic() > deadline:
+            _, waiting = split_waiting(store.pending("sessions"), settle_wait(cfg.settings()))
+        if not waiting or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     since = emu.request_log()[-1]["seq"]

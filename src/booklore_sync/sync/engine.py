@@ -11,11 +11,18 @@ thread alone.  Client errors become outcomes in one place
 (:func:`~booklore_sync.sync.outcomes.classify`).  Server capabilities are the
 client's: the engine only asks it (``client.capabilities``).
 
+First contact: before the first upload of a book's sessions, v1 book notes or PDF
+bookmarks to this server, the unit reads what the server holds of that kind and
+settles what is already there (:mod:`~booklore_sync.sync.reconcile`); the store
+remembers it per server identity, book and kind.
+
 Exactly once: the server does not deduplicate sessions, v1 book notes or bookmarks
 without a CFI.  Rows of those kinds are marked ``in_flight`` (durably, in one
 transaction) before the phase's first request leaves; a run that finds rows
 ``in_flight`` (a killed process) or ``uncertain`` (an unknown outcome) first asks
-BookLore what it already holds for the book and sends only what is missing.  Every
+BookLore what it already holds for the book and sends only what is missing — no
+sooner than the settle wait after the request was abandoned (a server may apply a
+request after the client gave up on it).  Every
 confirmed upload moves its rows to synced history in the transaction that deletes
 them from the queue.
 """
@@ -43,7 +50,7 @@ from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engin
 )
 from booklore_sync.sync.plan import RATING_GROUP_MAX  # noqa: F401
 from booklore_sync.sync.reading import progress_unit, sessions_unit
-from booklore_sync.sync.reconcile import UNCHECKED, settle_wait, split_waiting
+from booklore_sync.sync.reconcile import UNCHECKED, identity_of, settle_wait, split_waiting
 from booklore_sync.sync.report import SyncReport
 from booklore_sync.sync.resolve import Known, Resolver, ServerLost, caps_of
 from booklore_sync.sync.uploads import (
@@ -98,7 +105,7 @@ class SyncEngine:
         self.books: dict[str, Known] = {}
         self._lookup_failed: dict[str, E.BookLoreError] = {}
         self._items: dict[str, list[QueueItem]] = {}
-        self.identity = identity or _identity_of(client)
+        self.identity = identity or identity_of(client)
 
     @property
     def caps(self) -> Any:
@@ -393,13 +400,3 @@ class SyncEngine:
         if lost is not None:
             raise ServerLost(lost)
         return raws
-
-
-def _identity_of(client: Any) -> ServerIdentity | None:
-    """The server URL and account names a client talks with (None for a stand-in
-    without a URL)."""
-    url = getattr(client, "base_url", None)
-    if not isinstance(url, str):
-        return None
-    users = (getattr(client, "_bl_user", None), getattr(client, "_ko_user", None))
-    return ServerIdentity(url, *(u if isinstance(u, str) else None for u in users))

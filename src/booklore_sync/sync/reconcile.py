@@ -33,6 +33,7 @@ from booklore_sync.booklore.models import parse_time, truncate_utf16
 from booklore_sync.booklore.session_models import ServerSession
 from booklore_sync.booklore.texts import fit_text_column
 from booklore_sync.common.vocab import ReconcileKind, Settlement
+from booklore_sync.store.types import ServerIdentity
 from booklore_sync.sync.outcomes import UNCERTAIN_STATES, Outcome, Synced
 from booklore_sync.sync.payloads import book_note_fields
 
@@ -57,6 +58,16 @@ class Reconciled(Outcome):
 
     book_id: int = 0
     kind: ReconcileKind = ReconcileKind.SESSIONS
+
+
+def identity_of(client: Any) -> ServerIdentity | None:
+    """The server URL and account names a client talks with: what the reconciliation
+    records belong to (None for a stand-in without a URL)."""
+    url = getattr(client, "base_url", None)
+    if not isinstance(url, str):
+        return None
+    users = (getattr(client, "_bl_user", None), getattr(client, "_ko_user", None))
+    return ServerIdentity(url, *(u if isinstance(u, str) else None for u in users))
 
 
 # ------------------------------------------------------------------ settle wait

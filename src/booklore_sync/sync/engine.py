@@ -237,23 +237,28 @@ class SyncEngine:
             raise ServerLost(self.ledger.lost)
 
     def _execute_guarded(self, queue: str, mark: list[int], units: Sequence[U],
-                         body: Callable[[Worker, U], None]) -> None:
+                         body: Callable[[Worker, U], None], redo: Sequence[int] = ()) -> None:
         """Like _execute, for uploads the server does not deduplicate: their rows are
         durably in flight before any request leaves; those not sent after all go back
         to pending.  After a crash (any other BaseException) they stay in flight, and
-        the next run asks the server before sending any of them again."""
-        self.store.set_state(queue, mark, "in_flight")
+        the next run asks the server before sending any of them again.
+
+        ``redo``: doubtful rows this run checks (and resends if absent): marked in
+        flight too, so that a resend's own late answer gets its settle wait; those
+        not sent go back to 'uncertain' (still to be checked)."""
+        self.store.set_state(queue, [*mark, *redo], "in_flight")
         try:
             self._execute(units, body)
         except (Exception, KeyboardInterrupt):
-            self._unmark(queue, mark)
+            self._unmark(queue, mark, redo)
             raise
-        self._unmark(queue, mark)
+        self._unmark(queue, mark, redo)
 
-    def _unmark(self, queue: str, mark: list[int]) -> None:
+    def _unmark(self, queue: str, mark: list[int], redo: Sequence[int] = ()) -> None:
         self.ledger.flush(queue)
         attempted = self.ledger.attempted
         self.store.set_state(queue, [i for i in mark if i not in attempted], "pending")
+        self.store.set_state(queue, [i for i in redo if i not in attempted], "uncertain")
 
     # ============================================================ resolve
     def _resolve(self) -> None:
@@ -292,8 +297,9 @@ class SyncEngine:
         self._first_contact(ReconcileKind.BOOK_NOTES, units, lambda u: any(
             P.guarded(i, u.parts.get(i.id)) for i in u.items))
         self._known_remote("annotations", units)
-        mark = P.to_mark_in_flight(units) if self.state.alive("booklore") else []
-        self._execute_guarded("annotations", mark, units, annotations_unit)
+        alive = self.state.alive("booklore")
+        mark, redo = (P.to_mark_in_flight(units), P.to_recheck(units)) if alive else ([], [])
+        self._execute_guarded("annotations", mark, units, annotations_unit, redo)
 
     def _sync_bookmarks(self, items: list[QueueItem]) -> None:
         units, outcomes = P.plan_bookmarks(self._matched("bookmarks", items))
@@ -301,8 +307,9 @@ class SyncEngine:
         self._first_contact(ReconcileKind.PDF_BOOKMARKS, units, lambda u: any(
             i.payload.get("paged") and not i.payload.get("cfi") for i in u.items))
         self._known_remote("bookmarks", units)
-        mark = P.to_mark_in_flight(units) if self.state.alive("booklore") else []
-        self._execute_guarded("bookmarks", mark, units, bookmarks_unit)
+        alive = self.state.alive("booklore")
+        mark, redo = (P.to_mark_in_flight(units), P.to_recheck(units)) if alive else ([], [])
+        self._execute_guarded("bookmarks", mark, units, bookmarks_unit, redo)
 
     def _sync_progress(self, items: list[QueueItem]) -> None:
         if not self.ledger.usable("progress", items, "koreader"):
@@ -337,10 +344,11 @@ class SyncEngine:
         units, outcomes = P.plan_sessions(items, type_of, BATCH_SIZE)
         self.ledger.record_all(outcomes)
         units = self._reconcile_sessions(units)
-        mark = [i.id for u in units for _, group in u.groups for i in group
-                if not P.doubtful(i)]
+        every = [i for u in units for _, group in u.groups for i in group]
+        mark = [i.id for i in every if not P.doubtful(i)]
+        redo = [i.id for i in every if P.doubtful(i)] if self.state.alive("booklore") else []
         self._execute_guarded("sessions", mark, units,
-                              lambda w, u: sessions_unit(w, u, self._batch_on))
+                              lambda w, u: sessions_unit(w, u, self._batch_on), redo)
 
     def _reconcile_sessions(self, units: list[P.SessionUnit]) -> list[P.SessionUnit]:
         """First contact for sessions (§4.1): with the BookLore account, each book never

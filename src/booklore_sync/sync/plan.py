@@ -183,6 +183,13 @@ def to_mark_in_flight(units: list[BookUnit]) -> list[int]:
             if guarded(i, u.parts.get(i.id)) and not doubtful(i)]
 
 
+def to_recheck(units: list[BookUnit]) -> list[int]:
+    """The guarded items of these units whose earlier outcome is unknown: checked this
+    run, and resent if absent."""
+    return [i.id for u in units for i in u.items
+            if guarded(i, u.parts.get(i.id)) and doubtful(i)]
+
+
 def needs_remote_ids(units: list[BookUnit]) -> list[int]:
     """Books whose doubtful guarded items will be checked against the server's list."""
     return [u.book_id for u in units

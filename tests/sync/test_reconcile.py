@@ -375,3 +375,74 @@ def test_settle_seconds_zero_checks_on_the_next_run(home, kobo, emu):
     report = sync_once(cfg)
     assert report.exit_code == 0, report.messages
     assert not any(r.startswith(WAITING[:20]) for r in report.queues["sessions"].skip_reasons)
+
+
+# ------------------------------------------------------------------ the matching rules
+def _item(queue: str, n: int, payload: dict, state: str = "pending", dt: str = ""):
+    from booklore_sync.store import QueueItem
+
+    return QueueItem(queue=queue, id=n, fingerprint="f" * 32, payload=payload,
+                     created_at="", retry_count=0, last_attempt_at=None, last_error=None,
+                     last_status=None, state=state, key={"datetime": dt or f"2024-01-01 0{n}"})
+
+
+def test_session_overlap_in_whole_seconds_touching_is_not_overlapping():
+    from booklore_sync.booklore.session_models import ServerSession
+    from booklore_sync.sync.reconcile import overlapping_sessions
+
+    def server(start: str, end: str) -> ServerSession:
+        return ServerSession.from_json({"id": 1, "bookId": 1, "startTime": start,
+                                        "endTime": end, "durationSeconds": 1})
+
+    def local(n: int, start: str, end: str):
+        return _item("sessions", n, {"startTime": start, "endTime": end})
+
+    items = [local(1, "2024-01-01T10:00:00Z", "2024-01-01T10:30:00Z"),  # touches: no
+             local(2, "2024-01-01T11:00:00Z", "2024-01-01T11:30:00Z"),  # inside: yes
+             local(3, "2024-01-01T11:30:00Z", "2024-01-01T12:00:00Z"),  # shifted: yes
+             local(4, "2024-01-01T13:00:00Z", "2024-01-01T13:10:00Z")]  # none: no
+    found = overlapping_sessions(items, [
+        server("2024-01-01T10:30:00.900Z", "2024-01-01T10:40:00Z"),
+        server("2024-01-01T10:50:00Z", "2024-01-01T11:40:00.500Z")])
+    assert [i.id for i in found] == [2, 3]
+
+
+def test_notes_match_text_and_page_each_server_note_once_oldest_first():
+    from booklore_sync.booklore.items import NoteV1
+    from booklore_sync.sync.reconcile import match_notes
+
+    def note(n: int, title: str, content: str) -> NoteV1:
+        return NoteV1.from_json({"id": n, "bookId": 1, "title": title, "content": content})
+
+    pdf = {"paged": True, "page": 3, "text": "quoted", "note": "mine", "chapter": None}
+    newer = _item("annotations", 1, pdf, dt="2024-02-01 00:00:00")
+    older = _item("annotations", 2, pdf, dt="2024-01-01 00:00:00")
+    epub = _item("annotations", 3, {"paged": False, "note": "  a thought\r\n", "text": "x",
+                                    "chapter": "One"})
+    found = match_notes([newer, older, epub], [
+        note(10, "p. 4", "quoted"),  # another page
+        note(11, "p. 3 — Intro", "mine"),  # the note alone, same page
+        note(12, "Chapter One", "a thought"),  # no page named: the text decides
+    ])
+    assert found == {2: 11, 3: 12}
+    assert match_notes([older], [note(11, "p. 3", "mine")], exclude=[11]) == {}
+
+
+def test_pdf_bookmarks_match_by_page_or_the_doubtful_ones_title():
+    from booklore_sync.booklore.items import Bookmark
+    from booklore_sync.sync.reconcile import match_bookmarks
+
+    def mark(n: int, title: str, page=None, cfi=None) -> Bookmark:
+        return Bookmark.from_json({"id": n, "bookId": 1, "title": title, "pageNumber": page,
+                                   "cfi": cfi})
+
+    on5 = _item("bookmarks", 1, {"paged": True, "page": 5, "title": "p. 5"})
+    on50 = _item("bookmarks", 2, {"paged": True, "page": 50, "title": "p. 50"})
+    on7 = _item("bookmarks", 3, {"paged": True, "page": 7, "title": "p. 7"})
+    vague = _item("bookmarks", 4, {"paged": True, "page": None, "title": "Bookmark"},
+                  state="uncertain")
+    found = match_bookmarks([on5, on50, on7, vague], [
+        mark(1, "p. 50x"),  # not "p. 5" followed by the end or " —"
+        mark(2, "p. 5 — Setup"), mark(3, "", page=7), mark(4, "p. 50", cfi="3"),
+        mark(5, "Bookmark")])
+    assert found == {1: 2, 3: 3, 4: 5}

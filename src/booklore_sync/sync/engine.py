@@ -38,6 +38,7 @@ from booklore_sync.common.vocab import ReconcileKind
 from booklore_sync.store.queries import QUEUES
 from booklore_sync.store.types import ServerIdentity
 from booklore_sync.sync import plan as P
+from booklore_sync.sync import reconcile as R
 from booklore_sync.sync.execute import Pool, RunState
 from booklore_sync.sync.ledger import Ledger
 from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engine's vocabulary)
@@ -50,7 +51,6 @@ from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engin
 )
 from booklore_sync.sync.plan import RATING_GROUP_MAX  # noqa: F401
 from booklore_sync.sync.reading import progress_unit, sessions_unit
-from booklore_sync.sync.reconcile import UNCHECKED, identity_of, settle_wait, split_waiting
 from booklore_sync.sync.report import SyncReport
 from booklore_sync.sync.resolve import Known, Resolver, ServerLost, caps_of
 from booklore_sync.sync.uploads import (
@@ -105,7 +105,7 @@ class SyncEngine:
         self.books: dict[str, Known] = {}
         self._lookup_failed: dict[str, E.BookLoreError] = {}
         self._items: dict[str, list[QueueItem]] = {}
-        self.identity = identity or identity_of(client)
+        self.identity = identity or R.identity_of(client)
 
     @property
     def caps(self) -> Any:
@@ -190,19 +190,17 @@ class SyncEngine:
             self._items[queue] = items
 
     def _hold_unsettled(self) -> None:
-        """Items whose upload outcome is unknown wait until the server had time to
-        apply a late request (§4.1 "Exactly once"): skipped, with the time to retry."""
-        wait = settle_wait(self.settings)
+        """Unknown outcomes wait for the server to settle (§4.1 "Exactly once")."""
+        wait = R.settle_wait(self.settings)
         for queue in ("annotations", "bookmarks", "sessions"):
-            ready, waiting = split_waiting(self._items[queue], wait)
+            ready, waiting = R.split_waiting(self._items[queue], wait)
             for reason, items in waiting.items():
                 self.ledger.skip(queue, items, reason)
             self._items[queue] = ready
 
     def _first_contact(self, kind: ReconcileKind, units: Sequence[Any],
                        wanted: Callable[[Any], bool]) -> None:
-        """Flag the units whose book was never reconciled for ``kind`` with this server
-        (and that hold items of that kind): their unit reads the server first."""
+        """Flag the wanted units whose book this server never saw reconciled for ``kind``."""
         if not units or not self.state.alive("booklore"):
             return
         done = self.store.reconciled_books(kind)
@@ -243,9 +241,8 @@ class SyncEngine:
         to pending.  After a crash (any other BaseException) they stay in flight, and
         the next run asks the server before sending any of them again.
 
-        ``redo``: doubtful rows this run checks (and resends if absent): marked in
-        flight too, so that a resend's own late answer gets its settle wait; those
-        not sent go back to 'uncertain' (still to be checked)."""
+        ``redo``: doubtful rows this run checks (and resends if absent): marked too, so
+        a resend's late answer gets its own settle wait; unsent, they stay uncertain."""
         self.store.set_state(queue, [*mark, *redo], "in_flight")
         try:
             self._execute(units, body)
@@ -351,29 +348,22 @@ class SyncEngine:
                               lambda w, u: sessions_unit(w, u, self._batch_on), redo)
 
     def _reconcile_sessions(self, units: list[P.SessionUnit]) -> list[P.SessionUnit]:
-        """First contact for sessions (§4.1): with the BookLore account, each book never
-        reconciled reads the server first.  Without that account the sessions go
-        unchecked (the run says for how many books); with it refused, those books
-        wait (a blind upload could double what another uploader sent)."""
+        """First contact for sessions (§4.1) needs the BookLore account: without it they
+        go unchecked (said once); with it refused, never-reconciled books wait."""
+        self._first_contact(ReconcileKind.SESSIONS, units, lambda u: True)
+        if self.state.alive("booklore"):
+            return units
         done = self.store.reconciled_books(ReconcileKind.SESSIONS)
         fresh = [u for u in units if u.book_id not in done]
-        if not fresh:
-            return units
-        if self.state.alive("booklore"):
-            for unit in fresh:
-                unit.reconcile = True
-            return units
-        if "booklore" not in self.state.accounts:
-            n = len(fresh)
-            self.report.messages.append(UNCHECKED.format(n=n, books="book" if n == 1
-                                                         else "books"))
-            return units
         dead = self.state.dead_account("booklore")
-        assert dead is not None
-        held = [i for u in fresh for _, group in u.groups for i in group]
-        self.ledger.fail("sessions", held, account_trouble(dead), status=dead.status,
-                         count=False)
-        return [u for u in units if u.book_id in done]
+        if fresh and dead is None:
+            self.report.messages.append(R.unchecked_message(len(fresh)))
+        elif fresh and dead is not None:
+            held = [i for u in fresh for _, group in u.groups for i in group]
+            self.ledger.fail("sessions", held, account_trouble(dead), status=dead.status,
+                             count=False)
+            return [u for u in units if u.book_id in done]
+        return units
 
     def _batch_on(self) -> bool:
         caps = self.caps

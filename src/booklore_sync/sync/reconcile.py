@@ -70,6 +70,11 @@ def identity_of(client: Any) -> ServerIdentity | None:
     return ServerIdentity(url, *(u if isinstance(u, str) else None for u in users))
 
 
+def unchecked_message(books: int) -> str:
+    """What a run without the BookLore account says once about its sessions."""
+    return UNCHECKED.format(n=books, books="book" if books == 1 else "books")
+
+
 # ------------------------------------------------------------------ settle wait
 def settle_wait(settings: Mapping[str, Any]) -> float:
     """Seconds an unknown outcome must rest before it is checked (0: no wait)."""

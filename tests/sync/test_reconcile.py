@@ -446,3 +446,20 @@ def test_pdf_bookmarks_match_by_page_or_the_doubtful_ones_title():
         mark(2, "p. 5 — Setup"), mark(3, "", page=7), mark(4, "p. 50", cfi="3"),
         mark(5, "Bookmark")])
     assert found == {1: 2, 3: 3, 4: 5}
+
+
+def test_split_waiting_counts_from_the_abandonment_or_the_in_flight_mark():
+    from dataclasses import replace
+
+    base = _item("sessions", 1, {}, state="uncertain")
+    now = _t("2024-05-01T12:00:00Z").timestamp()
+    abandoned = replace(base, abandoned_at="2024-05-01T11:59:30Z")
+    killed = replace(base, id=2, state="in_flight", in_flight_at="2024-05-01T11:58:00Z")
+    pending = replace(base, id=3, state="pending", in_flight_at=None)
+    old = replace(base, id=4, abandoned_at="2024-05-01T11:00:00Z")
+    ready, waiting = split_waiting([abandoned, killed, pending, old], 60, now)
+    assert [i.id for i in ready] == [2, 3, 4]
+    [(reason, items)] = waiting.items()
+    assert [i.id for i in items] == [1]
+    assert reason.startswith("waiting for the server to settle an earlier upload (retry after ")
+    assert split_waiting([abandoned], 0, now) == ([abandoned], {})

@@ -314,8 +314,8 @@ def test_a_batch_stored_after_the_client_gave_up_is_not_doubled(home, kobo, emu)
     1.5 s.  The next run, at once, must not resend (nor check: the server has not
     applied it yet); a run after the settle time finds the sessions and sends none."""
     cfg = make_config(home, emu.base_url, read_timeout=1.5)
-    cfg.file_values["sync.settle_seconds"] = 1  # the wait is then 2 × 1.5 s = 3 s
-    cfg.file_values["http.max_concurrency"] = 1
+    cfg.file_values["sync.settle_seconds"] = 4  # more than 2 × 1.5 s: the wait is 4 s
+    cfg.file_values["http.max_concurrency"] = 4  # the books' batches abandoned together
     scan_into(cfg, kobo)
     with open_store(cfg) as store:
         queued = store.pending("sessions")
@@ -328,18 +328,22 @@ def test_a_batch_stored_after_the_client_gave_up_is_not_doubled(home, kobo, emu)
     emu.state.clear_faults()
 
     since = emu.request_log()[-1]["seq"]
-    second = sync_once(cfg)  # at once: everything waits for the server to settle
-    assert second.queues["sessions"].skipped == len(queued), second.to_json()
-    assert second.queues["sessions"].synced == 0
-    reasons = list(second.queues["sessions"].skip_reasons)
-    assert len(reasons) >= 1 and all(r.startswith("waiting for the server to settle an "
-                                                  "earlier upload (retry after ") for r in reasons)
+    second = sync_once(cfg)  # at once: the sessions wait for the server to settle
+    tally = second.queues["sessions"]
+    # (on a slow machine a book's wait may already be over: then it was checked)
+    assert tally.skipped >= 1 and tally.failed == 0, second.to_json()
+    assert tally.skipped + tally.synced == len(queued)
+    reasons = list(tally.skip_reasons)
+    assert all(r.startswith("waiting for the server to settle an earlier upload (retry "
+                            "after ") for r in reasons)
     log = emu.request_log(since)
-    assert _sent_starts(log) == set() and _gets(log, SESSIONS_LIST) == []
+    assert _sent_starts(log) == set()
     with open_store(cfg) as store:
         left = store.pending("sessions")
+        assert len(left) == tally.skipped
         assert all(i.state == "uncertain" and i.retry_count == 1 for i in left)
         assert all(i.last_error.startswith("waiting for the server") for i in left)
+        assert sum(store.settlements("sessions").values()) == tally.synced
 
     # the late commits land; a run after the settle time checks and finds them all
     deadline = time.monotonic() + 30
@@ -355,7 +359,7 @@ def test_a_batch_stored_after_the_client_gave_up_is_not_doubled(home, kobo, emu)
     since = emu.request_log()[-1]["seq"]
     third = sync_once(cfg)
     assert third.exit_code == 0, third.messages
-    assert third.queues["sessions"].synced == len(queued)
+    assert third.queues["sessions"].synced == len(left)
     log = emu.request_log(since)
     assert _sent_starts(log) == set()
     assert 1 <= len(_gets(log, SESSIONS_LIST)) <= len(books)

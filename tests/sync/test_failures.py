@@ -126,6 +126,8 @@ def assert_clean_rerun(emu, cfg) -> None:
 def setup(home, kobo, emu):
     """A scanned fixture device and a config with a short read timeout."""
     cfg = make_config(home, emu.base_url, read_timeout=0.5)
+    # these tests check unknown outcomes on the very next run: no settle wait (§4.1)
+    cfg.file_values["sync.settle_seconds"] = 0
     scan = scan_into(cfg, kobo)
     assert sum(scan.queued.values()) > 0
     queued = snapshot(cfg)
@@ -443,6 +445,7 @@ def _sync_process(home: Path, url: str, *args: str) -> subprocess.Popen:
 def test_sigkill_while_batch_in_flight(home, kobo, emu, concurrency):
     cfg = make_config(home, emu.base_url)
     cfg.set("http.max_concurrency", str(concurrency))
+    cfg.set("sync.settle_seconds", "0")
     cfg.save()
     scan_into(cfg, kobo)
     queued = snapshot(cfg)
@@ -611,6 +614,7 @@ def _two_bookmarks_same_page(home, emu):
     """A PDF book with two bookmarks on one page: same title, no CFI."""
     book = emu.state.add_book(title="Scanned Manual", file_hash=PDF_FP, book_type="PDF")
     cfg = make_config(home, emu.base_url)
+    cfg.file_values["sync.settle_seconds"] = 0
     with open_store(cfg) as store:
         store.upsert_book(PDF_FP, title="Scanned Manual", book_type="PDF")
         for stamp in ("2024-03-01 10:00:00", "2024-03-01 11:00:00"):

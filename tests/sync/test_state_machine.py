@@ -1,12 +1,18 @@
 """A hypothesis state machine over the sync engine (issue 5): queue operations, a flaky
 server (the emulator's fault hooks, real HTTP) and crashes.
 
+Two more writers than this store's runs: a *fresh store* (the local store lost and
+rebuilt from the same KOReader data) and a *second uploader* (another program posting
+some of the same sessions, v1 notes and PDF bookmarks straight to the server, before
+this store made first contact with that book) — first-contact reconciliation (§4.1)
+must keep both from doubling anything.
+
 Invariant after every step, for every item ever enqueued:
 - it is never on the server more than once, and the server holds nothing else;
 - an item no longer queued is on the server exactly once;
 - a queued item in state 'pending' of a kind the server does not deduplicate (sessions,
-  v1 book notes, bookmarks without a CFI) is not on the server (otherwise a later run
-  would send it a second time).
+  v1 book notes, bookmarks without a CFI), of a book this store has reconciled for that
+  kind, is not on the server (otherwise a later run would send it a second time).
 At the end of every example one clean sync leaves every item on the server exactly once
 and every queue empty.
 """
@@ -17,7 +23,7 @@ import hashlib
 import itertools
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,6 +40,8 @@ from hypothesis.stateful import (
 )
 
 from booklore_sync.booklore import BookLoreClient
+from booklore_sync.booklore.session_models import SessionIn
+from booklore_sync.common.vocab import ReconcileKind
 from booklore_sync.emulator import start_emulator
 from booklore_sync.settings_defaults import DEFAULTS
 from booklore_sync.store import ALREADY_QUEUED, ALREADY_SYNCED, QUEUED, Store
@@ -117,6 +125,7 @@ class Item:
     book: int  # BookLore id
     deduplicated: bool  # the server refuses a second copy (409)
     on_server: tuple  # ((table, match), …) — each part it must appear in once
+    payload: dict = field(default_factory=dict, compare=False)  # as a scan queues it
 
 
 def _iso(epoch: int) -> str:
@@ -124,11 +133,13 @@ def _iso(epoch: int) -> str:
 
 
 class SyncMachine(RuleBasedStateMachine):
-    def __init__(self, emu, flaky: BookLoreClient, steady: BookLoreClient, root: Path) -> None:
+    def __init__(self, emu, flaky: BookLoreClient, steady: BookLoreClient, root: Path,
+                 other: BookLoreClient | None = None) -> None:
         super().__init__()
         self.emu = emu
         self.client = flaky  # a short read timeout, for the runs with faults
         self.steady = steady  # a normal one, for the clean runs
+        self.other = other or steady  # a second uploader (the plugin, another computer)
         self.root = root
         self.store: Store | None = None
         self.items: dict[tuple, Item] = {}
@@ -142,10 +153,13 @@ class SyncMachine(RuleBasedStateMachine):
         n = next(_EXAMPLES)
         home = self.root / f"example-{n}"
         home.mkdir(parents=True)
+        self.home = home
+        self.stores = itertools.count(1)
         self.store = Store.open(home / "store.db")
         # concurrency 4: the two books' uploads of a phase go at the same time (§4.1)
         self.settings = dict(DEFAULTS, **{"annotations.notes_destination": destination,
-                                          "http.max_concurrency": concurrency})
+                                          "http.max_concurrency": concurrency,
+                                          "sync.settle_seconds": 0})
         self.destination = destination
         self.books: dict[str, Book] = {}
         for kind, book_type in (("epub", "EPUB"), ("pdf", "PDF")):
@@ -154,6 +168,7 @@ class SyncMachine(RuleBasedStateMachine):
                                           book_type=book_type)
             self.store.upsert_book(fp, title=f"{kind} {n}", book_type=book_type)
             self.books[kind] = Book(fp, rec["id"], book_type)
+        self.titles = {kind: f"{kind} {n}" for kind in self.books}
 
     def teardown(self) -> None:
         if self.store is None:
@@ -205,7 +220,7 @@ class SyncMachine(RuleBasedStateMachine):
             key = ("sessions", book.fingerprint, start)
             outcome = self.store.enqueue_session(book.fingerprint, start, payload)
             self._add(Item("sessions", key, book.book_id, False,
-                           (("sessions", _iso(start)[:19]),)), outcome)
+                           (("sessions", _iso(start)[:19]),), payload), outcome)
 
     def enqueue_pdf_highlight(self) -> None:
         """A PDF highlight: a v1 book note (not deduplicated by the server)."""
@@ -221,7 +236,7 @@ class SyncMachine(RuleBasedStateMachine):
         outcome = self.store.enqueue_annotation(book.fingerprint, dt, "highlight", position,
                                                 payload)
         self._add(Item("annotations", key, book.book_id, False,
-                       (("book_notes", (f"p. {n}", text)),)), outcome)
+                       (("book_notes", (f"p. {n}", text)),), payload), outcome)
 
     def enqueue_epub_highlight(self) -> None:
         """An EPUB highlight: an in-book annotation (deduplicated by CFI)."""
@@ -236,8 +251,8 @@ class SyncMachine(RuleBasedStateMachine):
         key = ("annotations", book.fingerprint, dt, "highlight", position)
         outcome = self.store.enqueue_annotation(book.fingerprint, dt, "highlight", position,
                                                 payload)
-        self._add(Item("annotations", key, book.book_id, True, (("annotations", cfi),)),
-                  outcome)
+        self._add(Item("annotations", key, book.book_id, True, (("annotations", cfi),),
+                       payload), outcome)
 
     def enqueue_epub_note(self) -> None:
         """An EPUB note: in-book note, BookLore book note, or both (the setting)."""
@@ -258,7 +273,7 @@ class SyncMachine(RuleBasedStateMachine):
             parts.append(("book_notes", (f"Chapter {n}", note)))
         outcome = self.store.enqueue_annotation(book.fingerprint, dt, "note", position, payload)
         self._add(Item("annotations", key, book.book_id, self.destination == "in_book",
-                       tuple(parts)), outcome)
+                       tuple(parts), payload), outcome)
 
     def enqueue_pdf_bookmark(self) -> None:
         """A PDF bookmark: no CFI, not deduplicated by the server."""
@@ -270,7 +285,7 @@ class SyncMachine(RuleBasedStateMachine):
         key = ("bookmarks", book.fingerprint, dt)
         outcome = self.store.enqueue_bookmark(book.fingerprint, dt, payload)
         self._add(Item("bookmarks", key, book.book_id, False,
-                       (("bookmarks", (None, f"p. {n}")),)), outcome)
+                       (("bookmarks", (None, f"p. {n}")),), payload), outcome)
 
     def _rescan(self) -> None:
         """A scan finds every earlier item again: never a second queue row, and never
@@ -285,6 +300,71 @@ class SyncMachine(RuleBasedStateMachine):
             else:
                 outcome = self.store.enqueue_bookmark(fp, rest[0], {})
             assert outcome == (ALREADY_QUEUED if key in queued else ALREADY_SYNCED), (key, outcome)
+
+    # ---------------------------------------------------------------- other writers
+    @precondition(lambda self: self.store is not None and bool(self.items))
+    @rule()
+    def fresh_store(self) -> None:
+        """The local store is lost (new computer, deleted data dir) and rebuilt from the
+        same KOReader data: every item ever read is queued again, with no memory of
+        what was sent; first contact must settle what the server already holds."""
+        assert self.store is not None
+        self.store.close()
+        self.store = Store.open(self.home / f"store-{next(self.stores)}.db")
+        for kind, book in self.books.items():
+            self.store.upsert_book(book.fingerprint, title=self.titles[kind],
+                                   book_type=book.book_type)
+        for key, item in self.items.items():
+            queue, fp, *rest = key
+            if queue == "sessions":
+                outcome = self.store.enqueue_session(fp, rest[0], item.payload)
+            elif queue == "annotations":
+                outcome = self.store.enqueue_annotation(fp, *rest, item.payload)
+            else:
+                outcome = self.store.enqueue_bookmark(fp, rest[0], item.payload)
+            assert outcome == QUEUED, (key, outcome)
+
+    def _second_uploader_candidates(self) -> list[Item]:
+        """Items another uploader may send too without this store being at fault for a
+        double: not deduplicated by the server, nowhere on it yet, queued as pending,
+        of a book this store has not yet made first contact with for that kind (after
+        first contact, what another uploader sends later is its own business)."""
+        if self.store is None:
+            return []
+        queued = self._queued()
+        server = self._server()
+        out = []
+        for key, item in self.items.items():
+            if queued.get(key) != "pending" or item.deduplicated:
+                continue
+            parts = [(t, m) for t, m in item.on_server if t != "notes_v2"]
+            if any(server[t][(item.book, m)] for t, m in parts):
+                continue
+            if all(item.book not in self.store.reconciled_books(_kind(t)) for t, _ in parts):
+                out.append(item)
+        return out
+
+    @precondition(lambda self: bool(self._second_uploader_candidates()))
+    @rule(picks=st.lists(st.integers(0, 63), min_size=1, max_size=4, unique=True))
+    def second_uploader(self, picks: list[int]) -> None:
+        """Another uploader (the BookLore Sync plugin, a second computer) posts some of
+        the same sessions, notes or PDF bookmarks straight to the server."""
+        candidates = self._second_uploader_candidates()
+        for item in {candidates[p % len(candidates)].key: candidates[p % len(candidates)]
+                     for p in picks}.values():
+            p = item.payload
+            if item.queue == "sessions":
+                start = datetime.strptime(p["startTime"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                    tzinfo=timezone.utc)
+                end = start + timedelta(seconds=int(p["durationSeconds"]))
+                self.other.post_session(item.book, p["bookType"], SessionIn(
+                    start_time=start, end_time=end,
+                    duration_seconds=int(p["durationSeconds"])))
+            elif item.queue == "annotations":
+                (_, (title, content)), = [x for x in item.on_server if x[0] == "book_notes"]
+                self.other.create_book_note_v1(item.book, title=title, content=content)
+            else:
+                self.other.create_bookmark(item.book, cfi=None, title=p["title"])
 
     # ---------------------------------------------------------------- sync rules
     def _has_work(self) -> bool:
@@ -388,13 +468,20 @@ class SyncMachine(RuleBasedStateMachine):
                 assert n <= 1, f"{key} is {n} times on the server ({table})"
                 if state is None:
                     assert n == 1, f"{key} left the queue but is not on the server ({table})"
-                elif state == "pending" and not item.deduplicated and table != "notes_v2":
+                elif (state == "pending" and not item.deduplicated and table != "notes_v2"
+                      and item.book in self.store.reconciled_books(_kind(table))):
+                    # (before first contact it may be there: the reconciliation settles it)
                     assert n == 0, f"{key} is on the server but queued as pending ({table})"
             if final:
                 assert state is None, f"{key} still queued ({state})"
         for table, counts in server.items():
             stray = set(counts) - expected[table]
             assert not stray, f"the server holds items nobody enqueued: {table} {stray}"
+
+
+def _kind(table: str) -> ReconcileKind:
+    return {"sessions": ReconcileKind.SESSIONS, "book_notes": ReconcileKind.BOOK_NOTES,
+            "bookmarks": ReconcileKind.PDF_BOOKMARKS}[table]
 
 
 @pytest.fixture
@@ -407,18 +494,20 @@ def machine_env(tmp_path, monkeypatch):
     flaky = BookLoreClient(emu.base_url, connect_timeout=2, read_timeout=READ_TIMEOUT,
                            retry_backoff=0.01, **accounts)
     steady = BookLoreClient(emu.base_url, connect_timeout=5, read_timeout=15, **accounts)
+    other = BookLoreClient(emu.base_url, connect_timeout=5, read_timeout=15, **accounts)
     try:
-        yield emu, flaky, steady, tmp_path
+        yield emu, flaky, steady, other, tmp_path
     finally:
         flaky.close()
         steady.close()
+        other.close()
         emu.stop()
 
 
 def test_sync_state_machine(machine_env):
-    emu, flaky, steady, root = machine_env
+    emu, flaky, steady, other, root = machine_env
     run_state_machine_as_test(
-        lambda: SyncMachine(emu, flaky, steady, root),
+        lambda: SyncMachine(emu, flaky, steady, root, other),
         settings=settings(max_examples=30, stateful_step_count=15, deadline=None,
                           suppress_health_check=list(HealthCheck)),
     )

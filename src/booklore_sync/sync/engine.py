@@ -11,11 +11,18 @@ thread alone.  Client errors become outcomes in one place
 (:func:`~booklore_sync.sync.outcomes.classify`).  Server capabilities are the
 client's: the engine only asks it (``client.capabilities``).
 
+First contact: before the first upload of a book's sessions, v1 book notes or PDF
+bookmarks to this server, the unit reads what the server holds of that kind and
+settles what is already there (:mod:`~booklore_sync.sync.reconcile`); the store
+remembers it per server identity, book and kind.
+
 Exactly once: the server does not deduplicate sessions, v1 book notes or bookmarks
 without a CFI.  Rows of those kinds are marked ``in_flight`` (durably, in one
 transaction) before the phase's first request leaves; a run that finds rows
 ``in_flight`` (a killed process) or ``uncertain`` (an unknown outcome) first asks
-BookLore what it already holds for the book and sends only what is missing.  Every
+BookLore what it already holds for the book and sends only what is missing — no
+sooner than the settle wait after the request was abandoned (a server may apply a
+request after the client gave up on it).  Every
 confirmed upload moves its rows to synced history in the transaction that deletes
 them from the queue.
 """
@@ -29,8 +36,11 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from booklore_sync.booklore import errors as E
+from booklore_sync.common.vocab import ReconcileKind
 from booklore_sync.store.queries import QUEUES
+from booklore_sync.store.types import ServerIdentity
 from booklore_sync.sync import plan as P
+from booklore_sync.sync import reconcile as R
 from booklore_sync.sync.execute import Pool, RunState
 from booklore_sync.sync.ledger import Ledger
 from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engine's vocabulary)
@@ -82,6 +92,7 @@ class SyncEngine:
         only_fingerprints: Iterable[str] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         max_concurrency: int | None = None,
+        identity: ServerIdentity | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -97,6 +108,7 @@ class SyncEngine:
         self.books: dict[str, Known] = {}
         self._lookup_failed: dict[str, E.BookLoreError] = {}
         self._items: dict[str, list[QueueItem]] = {}
+        self.identity = identity or R.identity_of(client)
 
     @property
     def caps(self) -> Any:
@@ -111,6 +123,10 @@ class SyncEngine:
     def run(self) -> SyncReport:
         probe_failed: E.BookLoreError | None = None
         caps = None
+        if self.identity is not None:
+            # reconciliation records belong to one server URL and account (§4.1):
+            # a change forgets them (before the probe, which refills the cache)
+            self.store.bind_server(self.identity)
         try:
             caps = self.client.probe()  # starts with the health probe (api §6 probe 1)
         except E.OfflineError as exc:
@@ -139,6 +155,7 @@ class SyncEngine:
 
         self._load_items()
         self.ledger.total = sum(len(v) for v in self._items.values())
+        self._hold_unsettled()
         try:
             if probe_failed is not None:
                 raise ServerLost(str(probe_failed))
@@ -175,6 +192,24 @@ class SyncEngine:
                 items = []
             self._items[queue] = items
 
+    def _hold_unsettled(self) -> None:
+        """Unknown outcomes wait for the server to settle (§4.1 "Exactly once")."""
+        wait = R.settle_wait(self.settings)
+        for queue in ("annotations", "bookmarks", "sessions"):
+            ready, waiting = R.split_waiting(self._items[queue], wait)
+            for reason, items in waiting.items():
+                self.ledger.skip(queue, items, reason)
+            self._items[queue] = ready
+
+    def _first_contact(self, kind: ReconcileKind, units: Sequence[Any],
+                       wanted: Callable[[Any], bool]) -> None:
+        """Flag the wanted units whose book this server never saw reconciled for ``kind``."""
+        if not units or not self.state.alive("booklore"):
+            return
+        done = self.store.reconciled_books(kind)
+        for unit in units:
+            unit.reconcile = unit.book_id not in done and wanted(unit)
+
     def _phase(self, queue: str, fn: Callable[[list[QueueItem]], None]) -> None:
         items = self.ledger.unsettled(queue, self._items[queue])
         if not items:
@@ -203,23 +238,27 @@ class SyncEngine:
             raise ServerLost(self.ledger.lost)
 
     def _execute_guarded(self, queue: str, mark: list[int], units: Sequence[U],
-                         body: Callable[[Worker, U], None]) -> None:
+                         body: Callable[[Worker, U], None], redo: Sequence[int] = ()) -> None:
         """Like _execute, for uploads the server does not deduplicate: their rows are
         durably in flight before any request leaves; those not sent after all go back
         to pending.  After a crash (any other BaseException) they stay in flight, and
-        the next run asks the server before sending any of them again."""
-        self.store.set_state(queue, mark, "in_flight")
+        the next run asks the server before sending any of them again.
+
+        ``redo``: doubtful rows this run checks (and resends if absent): marked too, so
+        a resend's late answer gets its own settle wait; unsent, they stay uncertain."""
+        self.store.set_state(queue, [*mark, *redo], "in_flight")
         try:
             self._execute(units, body)
         except (Exception, KeyboardInterrupt):
-            self._unmark(queue, mark)
+            self._unmark(queue, mark, redo)
             raise
-        self._unmark(queue, mark)
+        self._unmark(queue, mark, redo)
 
-    def _unmark(self, queue: str, mark: list[int]) -> None:
+    def _unmark(self, queue: str, mark: list[int], redo: Sequence[int] = ()) -> None:
         self.ledger.flush(queue)
         attempted = self.ledger.attempted
         self.store.set_state(queue, [i for i in mark if i not in attempted], "pending")
+        self.store.set_state(queue, [i for i in redo if i not in attempted], "uncertain")
 
     # ============================================================ resolve
     def _resolve(self) -> None:
@@ -248,23 +287,29 @@ class SyncEngine:
         """The server ids this store already holds for books whose doubtful items will
         be checked (an earlier upload is resolved only against the server's others)."""
         for unit in units:
-            if unit.book_id in P.needs_remote_ids([unit]):
+            if unit.reconcile or unit.book_id in P.needs_remote_ids([unit]):
                 unit.known_remote = frozenset(self.store.remote_ids(queue, unit.book_id))
 
     def _sync_annotations(self, items: list[QueueItem]) -> None:
         destination = self.settings.get("annotations.notes_destination", "in_book")
         units, outcomes = P.plan_annotations(self._matched("annotations", items), destination)
         self.ledger.record_all(outcomes)
+        self._first_contact(ReconcileKind.BOOK_NOTES, units, lambda u: any(
+            P.guarded(i, u.parts.get(i.id)) for i in u.items))
         self._known_remote("annotations", units)
-        mark = P.to_mark_in_flight(units) if self.state.alive("booklore") else []
-        self._execute_guarded("annotations", mark, units, annotations_unit)
+        alive = self.state.alive("booklore")
+        mark, redo = (P.to_mark_in_flight(units), P.to_recheck(units)) if alive else ([], [])
+        self._execute_guarded("annotations", mark, units, annotations_unit, redo)
 
     def _sync_bookmarks(self, items: list[QueueItem]) -> None:
         units, outcomes = P.plan_bookmarks(self._matched("bookmarks", items))
         self.ledger.record_all(outcomes)
+        self._first_contact(ReconcileKind.PDF_BOOKMARKS, units, lambda u: any(
+            i.payload.get("paged") and not i.payload.get("cfi") for i in u.items))
         self._known_remote("bookmarks", units)
-        mark = P.to_mark_in_flight(units) if self.state.alive("booklore") else []
-        self._execute_guarded("bookmarks", mark, units, bookmarks_unit)
+        alive = self.state.alive("booklore")
+        mark, redo = (P.to_mark_in_flight(units), P.to_recheck(units)) if alive else ([], [])
+        self._execute_guarded("bookmarks", mark, units, bookmarks_unit, redo)
 
     def _sync_progress(self, items: list[QueueItem]) -> None:
         if not self.ledger.usable("progress", items, "koreader"):
@@ -319,10 +364,30 @@ class SyncEngine:
 
         units, outcomes = P.plan_sessions(items, type_of, BATCH_SIZE)
         self.ledger.record_all(outcomes)
-        mark = [i.id for u in units for _, group in u.groups for i in group
-                if not P.doubtful(i)]
+        units = self._reconcile_sessions(units)
+        every = [i for u in units for _, group in u.groups for i in group]
+        mark = [i.id for i in every if not P.doubtful(i)]
+        redo = [i.id for i in every if P.doubtful(i)] if self.state.alive("booklore") else []
         self._execute_guarded("sessions", mark, units,
-                              lambda w, u: sessions_unit(w, u, self._batch_on))
+                              lambda w, u: sessions_unit(w, u, self._batch_on), redo)
+
+    def _reconcile_sessions(self, units: list[P.SessionUnit]) -> list[P.SessionUnit]:
+        """First contact for sessions (§4.1) needs the BookLore account: without it they
+        go unchecked (said once); with it refused, never-reconciled books wait."""
+        self._first_contact(ReconcileKind.SESSIONS, units, lambda u: True)
+        if self.state.alive("booklore"):
+            return units
+        done = self.store.reconciled_books(ReconcileKind.SESSIONS)
+        fresh = [u for u in units if u.book_id not in done]
+        dead = self.state.dead_account("booklore")
+        if fresh and dead is None:
+            self.report.messages.append(R.unchecked_message(len(fresh)))
+        elif fresh and dead is not None:
+            held = [i for u in fresh for _, group in u.groups for i in group]
+            self.ledger.fail("sessions", held, account_trouble(dead), status=dead.status,
+                             count=False)
+            return [u for u in units if u.book_id in done]
+        return units
 
     def _batch_on(self) -> bool:
         caps = self.caps

@@ -30,6 +30,7 @@ from booklore_sync.sync.outcomes import (
     account_name,
     account_trouble,
 )
+from booklore_sync.sync.reconcile import Reconciled
 from booklore_sync.sync.report import SyncReport
 
 if TYPE_CHECKING:
@@ -84,6 +85,10 @@ class Ledger:
                                                 remote_id=o.remote_id)
         elif isinstance(o, Sent):
             self.attempted.update(i.id for i in o.items)
+        elif isinstance(o, Reconciled):
+            # after the settlements of the found items (a unit adds it last)
+            self.flush(o.queue)
+            self.store.record_reconciled(o.book_id, o.kind)
         elif isinstance(o, Lost):
             self.lost = self.lost or o.message
             self.state.stop.set()

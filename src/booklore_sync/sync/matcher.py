@@ -228,6 +228,7 @@ class Matcher:
             plan.append((book, self.find(book)))  # ServerUnavailable aborts before any change
         with self.store.transaction():
             self.store.forget_all_book_ids()
+            self.store.forget_reconciliations()  # first contact is made again (§4.5)
             for book, hit in plan:
                 old = book.book_id
                 if hit is not None:

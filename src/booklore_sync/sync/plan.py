@@ -40,6 +40,8 @@ class BookUnit:
     items: list[QueueItem]
     parts: dict[int, list[str]] = field(default_factory=dict)  # annotations: item id -> parts
     known_remote: frozenset[int] = frozenset()  # server ids this store already accounts for
+    #: first contact (spec §4.1): read what the server holds of the guarded kind first
+    reconcile: bool = False
 
 
 @dataclass
@@ -53,6 +55,8 @@ class SessionUnit:
     book_id: int
     groups: list[tuple[str, list[QueueItem]]]  # (bookType, items in queue order)
     batch_size: int = 100
+    #: first contact (spec §4.1): read the server's sessions of the book first
+    reconcile: bool = False
 
 
 @dataclass
@@ -180,6 +184,13 @@ def to_mark_in_flight(units: list[BookUnit]) -> list[int]:
     """The guarded items of these units not already doubtful (those stay as they are)."""
     return [i.id for u in units for i in u.items
             if guarded(i, u.parts.get(i.id)) and not doubtful(i)]
+
+
+def to_recheck(units: list[BookUnit]) -> list[int]:
+    """The guarded items of these units whose earlier outcome is unknown: checked this
+    run, and resent if absent."""
+    return [i.id for u in units for i in u.items
+            if guarded(i, u.parts.get(i.id)) and doubtful(i)]
 
 
 def needs_remote_ids(units: list[BookUnit]) -> list[int]:

@@ -11,6 +11,7 @@ from booklore_sync.sync.outcomes import NEEDS_CHECK, Gone, Outcome, Sent, Skippe
 from booklore_sync.sync.payloads import session_in
 from booklore_sync.sync.plan import SessionUnit, chunks, doubtful
 from booklore_sync.sync.progress import progress_unit  # noqa: F401  (moved there)
+from booklore_sync.sync.reconcile import reconcile_sessions
 from booklore_sync.sync.uploads import Worker
 
 if TYPE_CHECKING:
@@ -19,16 +20,29 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------- sessions
 def sessions_unit(w: Worker, unit: SessionUnit, batch_on: Callable[[], bool]) -> None:
-    """One book's sessions: verify the doubtful ones, then batches (or single posts) in
-    queue order.  Every item was marked in flight (or was already doubtful) before the
-    phase began; ``Sent`` tells the engine which ones went into a request."""
-    for book_type, items in unit.groups:
-        _book_type_sessions(w, unit.book_id, book_type, items, unit.batch_size, batch_on)
+    """One book's sessions: on first contact, settle those the server already holds
+    (one paged read, which also answers every doubtful one); else verify the doubtful
+    ones; then batches (or single posts) in queue order.  Every item was marked in
+    flight (or was already doubtful) before the phase began; ``Sent`` tells the engine
+    which ones went into a request."""
+    groups = unit.groups
+    if unit.reconcile:
+        found = reconcile_sessions(w, unit.book_id, [i for _, g in groups for i in g])
+        if found is None:
+            return  # the read failed: unsent this run, reconciled later
+        groups = [(t, [i for i in g if i.id not in found]) for t, g in groups]
+    for book_type, items in groups:
+        if items:
+            _book_type_sessions(w, unit.book_id, book_type, items, unit.batch_size, batch_on,
+                                checked=unit.reconcile)
 
 
 def _book_type_sessions(w: Worker, book_id: int, book_type: str, items: list[QueueItem],
-                        batch_size: int, batch_on: Callable[[], bool]) -> None:
-    unsure = [i for i in items if doubtful(i)]
+                        batch_size: int, batch_on: Callable[[], bool], *,
+                        checked: bool = False) -> None:
+    # ``checked``: the first-contact read saw every server session that could overlap
+    # these, so a doubtful one not settled by it is not on the server
+    unsure = [] if checked else [i for i in items if doubtful(i)]
     if unsure:
         if not w.state.alive("booklore"):
             missing = "booklore" if "booklore" not in w.state.accounts else None

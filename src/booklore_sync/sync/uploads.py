@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from booklore_sync.booklore import errors as E
 from booklore_sync.booklore.models import truncate_utf16
+from booklore_sync.common.vocab import ReconcileKind
 from booklore_sync.sync.execute import RunState, Stopped
 from booklore_sync.sync.outcomes import (
     NEEDS_CHECK,
@@ -35,6 +36,12 @@ from booklore_sync.sync.payloads import (
     note_v2_body,
 )
 from booklore_sync.sync.plan import BookUnit, RatingUnit, doubtful
+from booklore_sync.sync.reconcile import (
+    FOUND,
+    reconcile_bookmarks,
+    reconcile_notes,
+    reconciled,
+)
 
 if TYPE_CHECKING:
     from booklore_sync.store.db import QueueItem
@@ -167,6 +174,8 @@ def _rated(book_id: int, rating: int, items: list[QueueItem]) -> Synced:
 # ------------------------------------------------------------- annotations
 def annotations_unit(w: Worker, unit: BookUnit) -> None:
     claimed: set[int] = set()
+    found = _first_contact_notes(w, unit)
+    settled: set[int] = set()
     for item in unit.items:
         parts = unit.parts[item.id]
         remote_id: int | None = None
@@ -183,7 +192,7 @@ def annotations_unit(w: Worker, unit: BookUnit) -> None:
                     remote_id = post_dedup(w.client.create_book_note_v2, unit.book_id,
                                            **note_v2_body(item.payload))
                 else:
-                    remote_id = _guarded_note(w, unit, claimed, item)
+                    remote_id = _guarded_note(w, unit, claimed, item, found)
                     if remote_id == _UNSETTLED:
                         break
             except E.BookLoreError as exc:
@@ -194,15 +203,44 @@ def annotations_unit(w: Worker, unit: BookUnit) -> None:
                 w.add(PartDone("annotations", [item], part=part, book_id=unit.book_id,
                                remote_id=remote_id))
         else:
+            settled.add(item.id)
             w.add(Synced("annotations", [item], defer="book_note" not in parts, history={
                 "book_id": unit.book_id, "remote_id": remote_id,
-                "destination": parts[-1] if len(parts) == 1 else "both"}))
+                "destination": parts[-1] if len(parts) == 1 else "both",
+                "settled": FOUND if item.id in found else None}))
+    _record_first_contact(w, unit, found, settled, ReconcileKind.BOOK_NOTES)
 
 
-def _guarded_note(w: Worker, unit: BookUnit, claimed: set[int], item: QueueItem) -> int | None:
-    """A v1 book note (not deduplicated): verify an earlier unknown outcome first."""
+def _first_contact_notes(w: Worker, unit: BookUnit) -> dict[int, int]:
+    """On first contact, the book's v1 book notes already on the server: local item id →
+    server id (every guarded item → _UNSETTLED when the read failed)."""
+    if not unit.reconcile:
+        return {}
+    guarded = [i for i in unit.items
+               if "book_note" in unit.parts[i.id] and "book_note" not in i.done_parts]
+    if not guarded:
+        return {}
+    found = reconcile_notes(w, unit.book_id, guarded, unit.known_remote)
+    return {i.id: _UNSETTLED for i in guarded} if found is None else found
+
+
+def _record_first_contact(w: Worker, unit: BookUnit, found: dict[int, int],
+                          settled: set[int], kind: ReconcileKind) -> None:
+    """Remember the first contact — only when the read succeeded and every item it
+    found was settled (else the next run reads again: never a found item resent)."""
+    if unit.reconcile and _UNSETTLED not in found.values() and set(found) <= settled:
+        w.add(reconciled(unit.queue, unit.book_id, kind))
+
+
+def _guarded_note(w: Worker, unit: BookUnit, claimed: set[int], item: QueueItem,
+                  first: dict[int, int] | None = None) -> int | None:
+    """A v1 book note (not deduplicated): one found by first contact is not sent (nor
+    one whose read failed: _UNSETTLED); else verify an earlier unknown outcome first
+    (first contact already did, when it was made)."""
+    if first and item.id in first:
+        return first[item.id]
     title, content = book_note_fields(item)
-    if doubtful(item):
+    if doubtful(item) and not unit.reconcile:
         sent_title = truncate_utf16(title, 255) or None
         found = find_unclaimed(
             w, unit, claimed, item, w.client.list_book_notes_v1,
@@ -227,16 +265,25 @@ def _same_bookmark(title: str | None) -> Callable[[dict[str, Any]], bool]:
 
 def bookmarks_unit(w: Worker, unit: BookUnit) -> None:
     claimed: set[int] = set()
+    found = _first_contact_bookmarks(w, unit)
+    settled: set[int] = set()
     for item in unit.items:
         p = item.payload
         paged = bool(p.get("paged"))
+        if found.get(item.id) == _UNSETTLED:
+            continue  # the first-contact read failed: unsent this run
+        if item.id in found:
+            settled.add(item.id)
+            w.add(Synced("bookmarks", [item], history={
+                "book_id": unit.book_id, "remote_id": found[item.id], "settled": FOUND}))
+            continue
         if not w.ready("bookmarks", [item], "booklore"):
             continue
         title = p.get("title") or "Bookmark"
         try:
             if paged:
                 remote_id = None
-                if doubtful(item):
+                if doubtful(item) and not unit.reconcile:
                     remote_id = find_unclaimed(w, unit, claimed, item, w.client.list_bookmarks,
                                                _same_bookmark(truncate_utf16(title, 255)))
                     if remote_id == _UNSETTLED:
@@ -258,3 +305,16 @@ def bookmarks_unit(w: Worker, unit: BookUnit) -> None:
             continue
         w.add(Synced("bookmarks", [item], defer=not paged,
                      history={"book_id": unit.book_id, "remote_id": remote_id}))
+    _record_first_contact(w, unit, found, settled, ReconcileKind.PDF_BOOKMARKS)
+
+
+def _first_contact_bookmarks(w: Worker, unit: BookUnit) -> dict[int, int]:
+    """On first contact, the book's PDF bookmarks already on the server: local item id
+    → server id (every PDF bookmark → _UNSETTLED when the read failed)."""
+    if not unit.reconcile:
+        return {}
+    paged = [i for i in unit.items if i.payload.get("paged") and not i.payload.get("cfi")]
+    if not paged:
+        return {}
+    found = reconcile_bookmarks(w, unit.book_id, paged, unit.known_remote)
+    return {i.id: _UNSETTLED for i in paged} if found is None else found

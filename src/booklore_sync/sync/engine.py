@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from booklore_sync.booklore import errors as E
+from booklore_sync.booklore.capabilities import Capabilities
 from booklore_sync.store.queries import QUEUES
 from booklore_sync.sync import plan as P
 from booklore_sync.sync.execute import Pool, RunState
@@ -96,8 +97,9 @@ class SyncEngine:
         self._items: dict[str, list[QueueItem]] = {}
 
     @property
-    def caps(self) -> Any:
-        """The client's view of the server (probe result and what calls learnt since)."""
+    def caps(self) -> Capabilities | None:
+        """The client's view of the server (probe result and what calls learnt since);
+        the client alone owns it."""
         return caps_of(self.client)
 
     @property
@@ -301,8 +303,10 @@ class SyncEngine:
                               lambda w, u: sessions_unit(w, u, self._batch_on))
 
     def _batch_on(self) -> bool:
-        caps = self.caps
-        return caps is not None and bool(caps.batch)
+        """Whether to try a session batch now: the client's verdict, which keeps a
+        fork's transient 500 to this run and remembers only a route-missing answer
+        (spec §4.1 "Sessions", api §6 probe 6)."""
+        return bool(getattr(self.client, "batch_enabled", False))
 
     def _server_books(self, items: list[QueueItem]) -> dict[int, dict[str, Any] | None]:
         """BookLore's Book of the matched books whose format only the server knows

@@ -70,6 +70,8 @@ class Failed(Outcome):
 class Skipped(Outcome):
     reason: str = ""
     missing_account: str | None = None  # named in the report as not configured
+    route_missing: bool = False  # the server (release) has no route for this kind
+    sync_off: bool = False  # the KOReader account's Sync switch is off (exit 2)
 
 
 @dataclass
@@ -106,6 +108,12 @@ class PartDone(Outcome):
 
 
 @dataclass
+class Cut(Outcome):
+    """These items were delivered with a text cut to fit the server's 65,535-byte
+    column (spec §4.1 "Long text"): counted and named in the report."""
+
+
+@dataclass
 class Sent(Outcome):
     """These items were put into a request (sessions: they stay marked in flight)."""
 
@@ -122,6 +130,13 @@ def classify(queue: str, items: list[QueueItem], exc: E.BookLoreError, *,
              check_book: Callable[[], bool] | None = None) -> Outcome:
     """The single error ladder: a client error on ``items`` → an outcome.
 
+    Read as booklore-api.md §4.8 says: a :class:`~E.SkipError` (Sync switched off, a
+    route the server lacks, a blank text) is *skipped* — checked before
+    :class:`~E.AuthError`, since Sync off is not a dead account; a 409 is "already
+    there" only as :class:`~E.AlreadyExistsError`, any other 409
+    (:class:`~E.ConflictError`) fails with the server's text; only
+    :class:`~E.BookNotFoundError` unlinks a book (:class:`Gone`).
+
     ``not_found``: what a 404 means for this request — ``"gone"`` (``Book not
     found``: the book becomes unmatched), ``"fingerprint"`` (kosync: the server does
     not know the fingerprint; skipped) or ``"fail"``.  ``unknown_state``: the state an
@@ -131,6 +146,11 @@ def classify(queue: str, items: list[QueueItem], exc: E.BookLoreError, *,
     """
     if isinstance(exc, E.OfflineError):
         return Lost(queue, items, message=str(exc))
+    if isinstance(exc, E.SkipError):
+        # Sync switched off, a route this release lacks, a blank text: skipped, no
+        # attempt counted, the account stays usable (spec §4.1)
+        return Skipped(queue, items, reason=exc.reason, route_missing=isinstance(
+            exc, E.RouteMissingError), sync_off=isinstance(exc, E.SyncDisabledError))
     if isinstance(exc, E.AuthError):
         return AccountDown(queue, items, error=exc)
     if isinstance(exc, E.NotConfiguredError):
@@ -138,13 +158,17 @@ def classify(queue: str, items: list[QueueItem], exc: E.BookLoreError, *,
     if isinstance(exc, E.OutcomeUnknownError):
         return Failed(queue, items, reason=f"outcome unknown: {exc.last_error}",
                       state=unknown_state)
+    if isinstance(exc, E.AlreadyExistsError):
+        return Synced(queue, items)  # 409 "already exists": the item is there
     if isinstance(exc, E.UnknownRatingIdError):
+        return Gone(queue, items)  # §8 #1: one id alone refused = an unknown book
+    if isinstance(exc, E.NotFoundError) and not_found == "fingerprint":
+        return Skipped(queue, items, reason=f"{UNKNOWN_TO_SERVER} ({exc.message})")
+    if isinstance(exc, E.BookNotFoundError) and not_found == "gone":
+        return Gone(queue, items)  # the only 404 that unlinks a book (api §4.8)
+    if (isinstance(exc, E.ServerError) and not isinstance(exc, E.ConflictError)
+            and exc.status == 500 and check_book is not None and check_book()):
         return Gone(queue, items)
-    if isinstance(exc, E.NotFoundError) and not_found != "fail":
-        if not_found == "fingerprint":
-            return Skipped(queue, items, reason=f"{UNKNOWN_TO_SERVER} ({exc.message})")
-        return Gone(queue, items)
-    if (isinstance(exc, E.ServerError) and exc.status == 500 and check_book is not None
-            and check_book()):
-        return Gone(queue, items)
+    # ConflictError (a 409 that does not say "already exists"), a route-missing or
+    # other 404, and every other answer: a failure carrying the server's text
     return Failed(queue, items, reason=exc.last_error, status=exc.status)

@@ -17,6 +17,7 @@ from booklore_sync.sync.execute import RunState, Stopped
 from booklore_sync.sync.outcomes import (
     NEEDS_CHECK,
     AccountDown,
+    Cut,
     Failed,
     Lost,
     Missing,
@@ -31,8 +32,11 @@ from booklore_sync.sync.outcomes import (
 from booklore_sync.sync.payloads import (
     annotation_body,
     book_note_fields,
+    bookmark_deduplicated,
+    cut_to_fit,
     int_or_none,
     note_v2_body,
+    send_bookmark,
 )
 from booklore_sync.sync.plan import BookUnit, RatingUnit, doubtful
 
@@ -194,6 +198,8 @@ def annotations_unit(w: Worker, unit: BookUnit) -> None:
                 w.add(PartDone("annotations", [item], part=part, book_id=unit.book_id,
                                remote_id=remote_id))
         else:
+            if cut_to_fit(item, parts):
+                w.add(Cut("annotations", [item]))
             w.add(Synced("annotations", [item], defer="book_note" not in parts, history={
                 "book_id": unit.book_id, "remote_id": remote_id,
                 "destination": parts[-1] if len(parts) == 1 else "both"}))
@@ -229,7 +235,7 @@ def bookmarks_unit(w: Worker, unit: BookUnit) -> None:
     claimed: set[int] = set()
     for item in unit.items:
         p = item.payload
-        paged = bool(p.get("paged"))
+        paged = not bookmark_deduplicated(item)  # PDF: no CFI, not deduplicated
         if not w.ready("bookmarks", [item], "booklore"):
             continue
         title = p.get("title") or "Bookmark"
@@ -244,14 +250,13 @@ def bookmarks_unit(w: Worker, unit: BookUnit) -> None:
                 if remote_id is None:
                     w.state.check()
                     w.add(Sent("bookmarks", [item]))
-                    remote = w.client.create_bookmark(unit.book_id, cfi=None, title=title)
+                    remote = send_bookmark(w.client, unit.book_id, item, title)
                     remote_id = int_or_none(remote.get("id")) if isinstance(remote, dict) \
                         else None
                     if remote_id is not None:
                         claimed.add(remote_id)
             else:
-                remote_id = post_dedup(w.client.create_bookmark, unit.book_id, cfi=p["cfi"],
-                                       title=title)
+                remote_id = post_dedup(send_bookmark, w.client, unit.book_id, item, title)
         except E.BookLoreError as exc:
             w.error("bookmarks", [item], exc, check_book=w.book_exists_not(unit.book_id),
                     unknown_state="uncertain" if paged else "pending")

@@ -201,11 +201,13 @@ def test_book_not_found_clears_id_and_kept_link(home, kobo, emulator_factory):
     cfg = make_config(home, emu.base_url)
     scan_into(cfg, kobo)
     _link_all(cfg, emu)
-    item = _pending(cfg)["sessions"][0]
+    sessions = _pending(cfg)["sessions"]
+    item = sessions[0]
     with open_store(cfg) as store:
         store.set_kept_link(item.fingerprint, item.book_id, "manual")
-    emu.inject_fault("/api/v1/reading-sessions", "status", method="POST", status=404,
-                     body={"status": 404, "message": f"Book not found with ID: {item.book_id}"})
+    # every book of the sessions has gone from the server
+    for book_id in {i.book_id for i in sessions}:
+        emu.state.update_book(book_id, deleted=True)
     report = sync_once(cfg)
     assert report.queues["sessions"].failed == 0
     with open_store(cfg) as store:
@@ -271,8 +273,8 @@ def test_transient_batch_500_on_fork_falls_back_for_this_run_only(home, kobo, em
     singles = [e for e in log if e["path"] == "/api/v1/reading-sessions" and e["method"] == "POST"]
     assert [b["status"] for b in batches].count(500) == 1
     assert len(batches) <= len({i.fingerprint for i in queued})  # never twice for a book
-    refused = next(b for b in batches if b["status"] == 500)
-    assert len(singles) == len(refused["body"]["sessions"])  # that chunk went one by one
+    batched = sum(len(b["body"]["sessions"]) for b in batches if b["status"] == 200)
+    assert len(singles) == len(queued) - batched  # the refused chunk (and later) one by one
     assert len(emu.state.sessions()) == len(queued)
     # the next run tries the batch again: nothing remembered the transient fault
     with open_store(cfg) as store:
@@ -322,3 +324,112 @@ def test_command_line_contract_is_the_same_in_every_mode(home, kobo, emulator_fa
     assert all(data[q]["failed"] == 0 and data[q]["skipped"] == 0 for q in QUEUES)
     proc = run_cli("sync", env=make_env(emu.base_url))
     assert proc.returncode == 0 and "Nothing to sync" in proc.stdout
+
+
+# ------------------------------------------------------------------ comics and PDFs
+def _as_comic(cfg, queue_table: str, items) -> None:
+    for i in items:
+        _set_payload(cfg, queue_table, i.id, book_type="CBX")
+
+
+def test_cbx_bookmarks_and_notes_are_keyed_by_page(home, kobo, emulator_factory):
+    emu = emulator_factory("booklore")
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    _link_all(cfg, emu)
+    queued = _pending(cfg)
+    marks = [i for i in queued["bookmarks"] if i.payload.get("paged")]
+    notes = [i for i in queued["annotations"] if i.payload.get("paged") and i.key["kind"] == "note"]
+    assert marks and notes
+    _as_comic(cfg, "pending_bookmarks", marks)
+    _as_comic(cfg, "pending_annotations", notes)
+    # one page already bookmarked in BookLore's own comic reader: 409 = already there
+    with open_store(cfg) as store:
+        client = make_client(cfg, store)
+        try:
+            client.probe()
+            client.create_cbx_bookmark(marks[0].book_id, marks[0].payload["page"])
+        finally:
+            client.close()
+    report = sync_once(cfg)
+    assert report.exit_code == 0, report.messages
+    assert report.queues["bookmarks"].synced == len(queued["bookmarks"])
+    for m in marks:
+        on_page = [b for b in emu.state.bookmarks(m.book_id) if b.get("cfi") == str(m.payload["page"])]
+        assert len(on_page) == 1
+    for n in notes:
+        v2 = [x for x in emu.state.notes_v2(n.book_id) if x["cfi"] == str(n.payload["page"])]
+        assert [x["noteContent"] for x in v2] == [n.payload["note"]]
+    assert not [b for b in emu.state.book_notes() if notes[0].payload["note"] in b["content"]]
+    mark = emu.request_log()[-1]["seq"]
+    assert sync_once(cfg).exit_code == 0 and _writes(emu, mark) == []
+
+
+def test_cbx_note_on_a_taken_page_goes_as_a_book_note(home, kobo, emulator_factory):
+    emu = emulator_factory("grimmory")
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    _link_all(cfg, emu)
+    notes = [i for i in _pending(cfg)["annotations"]
+             if i.payload.get("paged") and i.key["kind"] == "note"]
+    _as_comic(cfg, "pending_annotations", notes)
+    note = notes[0]
+    with open_store(cfg) as store:
+        client = make_client(cfg, store)
+        try:
+            client.probe()
+            client.create_cbx_note(note.book_id, note.payload["page"], note_content="someone else's")
+        finally:
+            client.close()
+    report = sync_once(cfg)
+    assert report.exit_code == 0 and report.queues["annotations"].failed == 0
+    v2 = [x for x in emu.state.notes_v2(note.book_id) if x["cfi"] == str(note.payload["page"])]
+    assert [x["noteContent"] for x in v2] == ["someone else's"]
+    assert [b for b in emu.state.book_notes(note.book_id) if note.payload["note"] in b["content"]]
+
+
+def test_pdf_bookmark_twice_on_grimmory_is_already_there(home, kobo, emulator_factory):
+    emu = emulator_factory("grimmory")
+    cfg = make_config(home, emu.base_url)
+    scan_into(cfg, kobo)
+    _link_all(cfg, emu)
+    pdf = [i for i in _pending(cfg)["bookmarks"] if i.payload.get("paged")]
+    with open_store(cfg) as store:
+        client = make_client(cfg, store)
+        try:
+            client.probe()
+            client.create_pdf_bookmark(pdf[0].book_id, pdf[0].payload["page"], title="mine")
+        finally:
+            client.close()
+    report = sync_once(cfg)
+    assert report.exit_code == 0 and report.queues["bookmarks"].failed == 0
+    on_page = [b for b in emu.state.bookmarks(pdf[0].book_id)
+               if b.get("pageNumber") == pdf[0].payload["page"]]
+    assert len(on_page) == 1  # grimmory's 409 "already exists on this page" = there
+
+
+# ------------------------------------------------------------------ the ladder
+def test_classify_reads_answers():
+    from booklore_sync.booklore import errors as E
+    from booklore_sync.store.types import QueueItem
+    from booklore_sync.sync.outcomes import AccountDown, Failed, Gone, Skipped, Synced, classify
+
+    items = [QueueItem("progress", 1, "f" * 32, {}, "2024-01-01T00:00:00Z", 0, None, None, None,
+                       "pending", {}, book_id=3)]
+    off = classify("progress", items, E.SyncDisabledError("Sync is disabled for this user",
+                                                          status=401))
+    assert isinstance(off, Skipped) and off.reason == E.SyncDisabledError.REASON and off.sync_off
+    rejected = E.AuthError("bad", account="koreader", kind="rejected", status=403)
+    assert isinstance(classify("progress", items, rejected), AccountDown)
+    route = E.RouteMissingError(OLD_SENTENCE, capability="annotations", status=404)
+    out = classify("annotations", items, route)
+    assert isinstance(out, Skipped) and out.reason == OLD_SENTENCE and out.route_missing
+    blank = classify("annotations", items, E.BlankTextError())
+    assert isinstance(blank, Skipped) and blank.reason == "blank text: nothing to send"
+    conflict = classify("annotations", items, E.ConflictError("A conflict occurred.", status=409))
+    assert isinstance(conflict, Failed) and "A conflict occurred." in conflict.reason
+    assert isinstance(classify("bookmarks", items, E.AlreadyExistsError("x", status=409)), Synced)
+    proxy = E.NotFoundError("Resource not found.", status=404)
+    assert isinstance(classify("bookmarks", items, proxy), Failed)  # never unlinks
+    assert isinstance(classify("bookmarks", items, E.BookNotFoundError(
+        "Book not found with ID: 3", status=404)), Gone)

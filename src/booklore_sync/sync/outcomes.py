@@ -125,6 +125,12 @@ class Lost(Outcome):
     message: str = ""
 
 
+def _book_not_found(exc: E.BookLoreError) -> bool:
+    """404 ``Book not found with ID: …`` (api §4.8) — however the error was typed."""
+    return isinstance(exc, E.BookNotFoundError) or (
+        isinstance(exc, E.NotFoundError) and exc.message.startswith("Book not found with ID"))
+
+
 def classify(queue: str, items: list[QueueItem], exc: E.BookLoreError, *,
              not_found: str = "gone", unknown_state: str = "pending",
              check_book: Callable[[], bool] | None = None) -> Outcome:
@@ -164,7 +170,7 @@ def classify(queue: str, items: list[QueueItem], exc: E.BookLoreError, *,
         return Gone(queue, items)  # §8 #1: one id alone refused = an unknown book
     if isinstance(exc, E.NotFoundError) and not_found == "fingerprint":
         return Skipped(queue, items, reason=f"{UNKNOWN_TO_SERVER} ({exc.message})")
-    if isinstance(exc, E.BookNotFoundError) and not_found == "gone":
+    if _book_not_found(exc) and not_found == "gone":
         return Gone(queue, items)  # the only 404 that unlinks a book (api §4.8)
     if (isinstance(exc, E.ServerError) and not isinstance(exc, E.ConflictError)
             and exc.status == 500 and check_book is not None and check_book()):

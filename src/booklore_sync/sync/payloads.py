@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from booklore_sync.booklore import errors as E
 from booklore_sync.booklore.models import parse_time
 from booklore_sync.booklore.session_models import SessionIn
 from booklore_sync.booklore.texts import fit_text_column
@@ -94,6 +95,8 @@ def text_of_part(item: QueueItem, part: str) -> str | None:
         return book_note_fields(item)[1]
     if part == "note_v2":
         return str(note_v2_body(item.payload)["note_content"])
+    if part == "cbx_note":
+        return str(item.payload.get("note") or "")
     return None
 
 
@@ -142,3 +145,29 @@ def send_bookmark(client: Any, book_id: int, item: QueueItem, title: str) -> Any
     if is_cbx(item):
         return client.create_cbx_bookmark(book_id, page, title=title)
     return client.create_pdf_bookmark(book_id, page, title=title)
+
+
+# ------------------------------------------------------------------ comic notes
+def cbx_note_page(item: QueueItem) -> int | None:
+    """The page a comic's note is anchored at, when it goes as an in-book note."""
+    if not item.payload.get("paged") or not is_cbx(item) or item.key.get("kind") != "note":
+        return None
+    return bookmark_page(item)
+
+
+def send_cbx_note(client: Any, book_id: int, item: QueueItem) -> tuple[int | None, bool]:
+    """A comic's note as an in-book note at its page (koreader-data.md §7.6):
+    ``(remote id, page taken)``.  The server keeps one in-book note per page: on a 409
+    the page's note counts as this one only when it carries the same text; otherwise
+    the page is taken (the caller sends the note as a BookLore book note instead)."""
+    p = item.payload
+    page = cbx_note_page(item)
+    assert page is not None
+    note = str(p.get("note") or "")
+    try:
+        answer = client.create_cbx_note(book_id, page, note_content=note,
+                                        selected_text=p.get("text") or None,
+                                        color=p.get("color"), chapter_title=p.get("chapter") or None)
+    except E.AlreadyExistsError:
+        return None, not client.cbx_note_present(book_id, page, note_content=note)
+    return (int_or_none(answer.get("id")) if isinstance(answer, dict) else None), False

@@ -37,6 +37,7 @@ from booklore_sync.sync.payloads import (
     int_or_none,
     note_v2_body,
     send_bookmark,
+    send_cbx_note,
 )
 from booklore_sync.sync.plan import BookUnit, RatingUnit, doubtful
 
@@ -186,13 +187,21 @@ def annotations_unit(w: Worker, unit: BookUnit) -> None:
                 elif part == "note_v2":
                     remote_id = post_dedup(w.client.create_book_note_v2, unit.book_id,
                                            **note_v2_body(item.payload))
+                elif part == "cbx_note":
+                    remote_id, taken = send_cbx_note(w.client, unit.book_id, item)
+                    if taken and "book_note" not in parts:
+                        # the page holds another note: this one goes as a book note
+                        remote_id = _guarded_note(w, unit, claimed, item)
+                        if remote_id == _UNSETTLED:
+                            break
                 else:
                     remote_id = _guarded_note(w, unit, claimed, item)
                     if remote_id == _UNSETTLED:
                         break
             except E.BookLoreError as exc:
                 w.error("annotations", [item], exc, check_book=w.book_exists_not(unit.book_id),
-                        unknown_state="uncertain" if part == "book_note" else "pending")
+                        unknown_state="uncertain" if part in ("book_note", "cbx_note")
+                        else "pending")
                 break
             if len(parts) > 1:
                 w.add(PartDone("annotations", [item], part=part, book_id=unit.book_id,

@@ -23,8 +23,8 @@ UNCERTAIN_STATES = ("in_flight", "uncertain")
 NOT_MATCHED = "book not matched to BookLore yet (run `booklore-sync match`)"
 NO_BY_HASH = ("book not matched: this server cannot look books up by fingerprint "
               "(run `booklore-sync match` to match it by ISBN, title or by hand)")
-UNKNOWN_TO_SERVER = "BookLore does not know this book's fingerprint"
-NEEDS_CHECK = ("an earlier upload's outcome is unknown; checking what BookLore holds needs "
+UNKNOWN_TO_SERVER = "the BookLore/Grimmory server does not know this book's fingerprint"
+NEEDS_CHECK = ("an earlier upload's outcome is unknown; checking what the server holds needs "
                "the BookLore account, which is not configured")
 BOOK_GONE = ("book not found on server (its BookLore ID was cleared; "
              "run `booklore-sync match`)")

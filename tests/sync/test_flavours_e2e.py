@@ -124,6 +124,8 @@ def test_koreader_only_with_sync_off_fork_cli(home, kobo, emulator_factory):
     code, data, err = _sync_cli(make_env(emu.base_url, booklore=False))
     assert code == 2, (data, err)
     assert data["offline"] is False
+    assert data["exit_code"] == 2 and data["error"]["type"] == "account"
+    assert "Sync is switched off" in data["error"]["message"]
     # progress: skipped (not failed), with the reason naming the switch
     assert data["progress"] == {"synced": 0, "failed": 0, "skipped": len(queued["progress"])}
     assert SyncDisabledError.REASON in err

@@ -69,6 +69,8 @@ class Ledger:
         elif isinstance(o, Skipped):
             if o.missing_account is not None:
                 self.report.missing_accounts.add(o.missing_account)
+            if o.sync_off:
+                self.report.note_sync_off()
             self.skip(o.queue, o.items, o.reason)
         elif isinstance(o, Missing):
             self.missing(o.queue, o.items, o.account)

@@ -55,6 +55,14 @@ class SyncReport:
         else:
             self.messages[self._cut_line] = line
 
+    def note_sync_off(self) -> None:
+        """Say once that the KOReader account's Sync switch is off (an account
+        problem: exit 2, spec §6.3); the items carry the reason with the fix."""
+        line = ("Error: Sync is switched off for the KOReader account on the server, "
+                "so reading positions stay queued")
+        if line not in self.messages:
+            self.messages.append(line)
+
     @property
     def sync_off(self) -> bool:
         """Progress was skipped because the KOReader account's Sync switch is off

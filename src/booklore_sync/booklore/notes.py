@@ -115,16 +115,17 @@ class NotesMixin(WritesMixin):
 
     def create_cbx_note(
         self, book_id: int, page: int, *, note_content: str, selected_text: str | None = None,
-        color: str | None = None, check_book: bool = False,
+        color: str | None = None, check_book: bool = False, chapter_title: str | None = None,
     ) -> ServerItem:
         """An in-book note of a comic (CBX), anchored at its 1-based page as BookLore's
-        comic reader stores it: ``cfi`` = the page number, ``chapterTitle`` "Page N".
-        A 409 only says that the page has a note: see :meth:`cbx_note_present`."""
+        comic reader stores it: ``cfi`` = the page number, ``chapterTitle`` the chapter,
+        else "Page N". A 409 only says that the page has a note: see
+        :meth:`cbx_note_present`."""
         if int(page) < 1:
             raise ValueError("a CBX page number starts at 1")
         return self.create_book_note_v2(book_id, cfi=str(int(page)), note_content=note_content,
-                                        selected_text=selected_text, color=color, chapter_title=f"Page {int(page)}",
-                                        check_book=check_book)
+                                        selected_text=selected_text, color=color,
+                                        chapter_title=chapter_title or f"Page {int(page)}", check_book=check_book)
 
     def list_book_notes_v2(self, book_id: int) -> list[dict[str, Any]]:
         """``GET /api/v2/book-notes/book/{id}`` (bearer)."""

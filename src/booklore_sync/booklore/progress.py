@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from .core import ClientCore
+from .errors import BookLoreError, SyncDisabledError
 from .http import extract_message
 from .models import KoreaderProgress, normalize_hash, truncate_utf16, utf16_len
 
@@ -54,6 +55,23 @@ class ProgressMixin(ClientCore):
         client then uses its own clock)."""
         return getattr(_PUSH_TIMES, "value", None)
 
+    #: the kosync routes answered "Sync is disabled for this user": no further kosync
+    #: request in this client's life (one run) — the answer is repeated instead
+    _sync_disabled: SyncDisabledError | None = None
+
+    def _kosync(self, method: str, path: str, **kw: Any) -> Any:
+        """A kosync request; a 401 "Sync is disabled" is remembered (spec §4.1)."""
+        known = self._sync_disabled
+        if known is not None:
+            raise SyncDisabledError(known.message, method=method, path=path, status=known.status)
+        resp = self._request(method, path, auth="koreader", **kw)
+        if resp.status_code == 401:
+            err: BookLoreError = self._fail(resp, method, path, "koreader")
+            if isinstance(err, SyncDisabledError):
+                self._sync_disabled = err
+            raise err
+        return resp
+
     def put_progress(
         self,
         document: str,
@@ -83,7 +101,7 @@ class ProgressMixin(ClientCore):
             "device": truncate_utf16(device, 100),
             "device_id": truncate_utf16(device_id, 100),
         }
-        resp = self._request("PUT", KO_PROGRESS, auth="koreader", json_body=body, idempotent=True)
+        resp = self._kosync("PUT", KO_PROGRESS, json_body=body, idempotent=True)
         if 200 <= resp.status_code < 300:
             _PUSH_TIMES.value = _server_date(resp)
             data = self._json_ok(resp, "PUT", KO_PROGRESS)
@@ -96,7 +114,7 @@ class ProgressMixin(ClientCore):
         ``None``: the book is known but this user has no progress for it.
         404 "Book not found for hash" → :class:`NotFoundError`."""
         path = f"{KO_PROGRESS}/{normalize_hash(document)}"
-        resp = self._request("GET", path, auth="koreader")
+        resp = self._kosync("GET", path)
         if 200 <= resp.status_code < 300:
             data = self._json_ok(resp, "GET", path)
             try:

@@ -137,7 +137,7 @@ def _sync_error_kind(report, interrupted: bool) -> str | None:  # type: ignore[n
         return LOCKED
     if report.offline:
         return OFFLINE
-    if report.rejected_accounts:
+    if report.rejected_accounts or report.sync_off:
         return "account"
     if report.missing_accounts or report.config_errors:
         return CONFIG

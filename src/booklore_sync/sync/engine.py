@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from booklore_sync.booklore import errors as E
+from booklore_sync.booklore.capabilities import Capabilities
 from booklore_sync.common.vocab import ReconcileKind
 from booklore_sync.store.queries import QUEUES
 from booklore_sync.store.types import ServerIdentity
@@ -111,8 +112,9 @@ class SyncEngine:
         self.identity = identity or R.identity_of(client)
 
     @property
-    def caps(self) -> Any:
-        """The client's view of the server (probe result and what calls learnt since)."""
+    def caps(self) -> Capabilities | None:
+        """The client's view of the server (probe result and what calls learnt since);
+        the client alone owns it."""
         return caps_of(self.client)
 
     @property
@@ -390,8 +392,10 @@ class SyncEngine:
         return units
 
     def _batch_on(self) -> bool:
-        caps = self.caps
-        return caps is not None and bool(caps.batch)
+        """Whether to try a session batch now: the client's verdict, which keeps a
+        fork's transient 500 to this run and remembers only a route-missing answer
+        (spec §4.1 "Sessions", api §6 probe 6)."""
+        return bool(getattr(self.client, "batch_enabled", False))
 
     def _server_books(self, items: list[QueueItem],
                       wanted_for: Callable[[QueueItem], bool] = P.needs_server_type,

@@ -18,6 +18,7 @@ from booklore_sync.sync.outcomes import (
     BOOK_GONE,
     UNCERTAIN_STATES,
     AccountDown,
+    Cut,
     Failed,
     Gone,
     Lost,
@@ -69,6 +70,8 @@ class Ledger:
         elif isinstance(o, Skipped):
             if o.missing_account is not None:
                 self.report.missing_accounts.add(o.missing_account)
+            if o.sync_off:
+                self.report.note_sync_off()
             self.skip(o.queue, o.items, o.reason)
         elif isinstance(o, Missing):
             self.missing(o.queue, o.items, o.account)
@@ -83,6 +86,8 @@ class Ledger:
             for item in o.items:
                 self.store.mark_annotation_part(item.id, o.part, book_id=o.book_id,
                                                 remote_id=o.remote_id)
+        elif isinstance(o, Cut):
+            self.report.note_cut(o.queue, o.items)
         elif isinstance(o, Sent):
             self.attempted.update(i.id for i in o.items)
         elif isinstance(o, Reconciled):
@@ -174,6 +179,8 @@ class Ledger:
             self.store.set_state(queue, [i.id for i in items], "pending")
         for cache_id in {i.cache_id for i in items if i.cache_id is not None}:
             self.store.set_book_id(cache_id, None, None)
+        for book_id in {i.book_id for i in items if i.book_id is not None}:
+            self.store.book_not_found(book_id)  # and drop kept links to the dead ID
         self.skip(queue, items, BOOK_GONE)
 
     def usable(self, queue: str, items: list[QueueItem], account: str) -> bool:

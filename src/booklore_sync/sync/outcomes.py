@@ -23,8 +23,8 @@ UNCERTAIN_STATES = ("in_flight", "uncertain")
 NOT_MATCHED = "book not matched to BookLore yet (run `booklore-sync match`)"
 NO_BY_HASH = ("book not matched: this server cannot look books up by fingerprint "
               "(run `booklore-sync match` to match it by ISBN, title or by hand)")
-UNKNOWN_TO_SERVER = "BookLore does not know this book's fingerprint"
-NEEDS_CHECK = ("an earlier upload's outcome is unknown; checking what BookLore holds needs "
+UNKNOWN_TO_SERVER = "the BookLore/Grimmory server does not know this book's fingerprint"
+NEEDS_CHECK = ("an earlier upload's outcome is unknown; checking what the server holds needs "
                "the BookLore account, which is not configured")
 BOOK_GONE = ("book not found on server (its BookLore ID was cleared; "
              "run `booklore-sync match`)")
@@ -70,6 +70,8 @@ class Failed(Outcome):
 class Skipped(Outcome):
     reason: str = ""
     missing_account: str | None = None  # named in the report as not configured
+    route_missing: bool = False  # the server (release) has no route for this kind
+    sync_off: bool = False  # the KOReader account's Sync switch is off (exit 2)
 
 
 @dataclass
@@ -106,6 +108,12 @@ class PartDone(Outcome):
 
 
 @dataclass
+class Cut(Outcome):
+    """These items were delivered with a text cut to fit the server's 65,535-byte
+    column (spec §4.1 "Long text"): counted and named in the report."""
+
+
+@dataclass
 class Sent(Outcome):
     """These items were put into a request (sessions: they stay marked in flight)."""
 
@@ -117,10 +125,23 @@ class Lost(Outcome):
     message: str = ""
 
 
+def _book_not_found(exc: E.BookLoreError) -> bool:
+    """404 ``Book not found with ID: …`` (api §4.8) — however the error was typed."""
+    return isinstance(exc, E.BookNotFoundError) or (
+        isinstance(exc, E.NotFoundError) and exc.message.startswith("Book not found with ID"))
+
+
 def classify(queue: str, items: list[QueueItem], exc: E.BookLoreError, *,
              not_found: str = "gone", unknown_state: str = "pending",
              check_book: Callable[[], bool] | None = None) -> Outcome:
     """The single error ladder: a client error on ``items`` → an outcome.
+
+    Read as booklore-api.md §4.8 says: a :class:`~E.SkipError` (Sync switched off, a
+    route the server lacks, a blank text) is *skipped* — checked before
+    :class:`~E.AuthError`, since Sync off is not a dead account; a 409 is "already
+    there" only as :class:`~E.AlreadyExistsError`, any other 409
+    (:class:`~E.ConflictError`) fails with the server's text; only
+    :class:`~E.BookNotFoundError` unlinks a book (:class:`Gone`).
 
     ``not_found``: what a 404 means for this request — ``"gone"`` (``Book not
     found``: the book becomes unmatched), ``"fingerprint"`` (kosync: the server does
@@ -131,6 +152,11 @@ def classify(queue: str, items: list[QueueItem], exc: E.BookLoreError, *,
     """
     if isinstance(exc, E.OfflineError):
         return Lost(queue, items, message=str(exc))
+    if isinstance(exc, E.SkipError):
+        # Sync switched off, a route this release lacks, a blank text: skipped, no
+        # attempt counted, the account stays usable (spec §4.1)
+        return Skipped(queue, items, reason=exc.reason, route_missing=isinstance(
+            exc, E.RouteMissingError), sync_off=isinstance(exc, E.SyncDisabledError))
     if isinstance(exc, E.AuthError):
         return AccountDown(queue, items, error=exc)
     if isinstance(exc, E.NotConfiguredError):
@@ -138,13 +164,17 @@ def classify(queue: str, items: list[QueueItem], exc: E.BookLoreError, *,
     if isinstance(exc, E.OutcomeUnknownError):
         return Failed(queue, items, reason=f"outcome unknown: {exc.last_error}",
                       state=unknown_state)
+    if isinstance(exc, E.AlreadyExistsError):
+        return Synced(queue, items)  # 409 "already exists": the item is there
     if isinstance(exc, E.UnknownRatingIdError):
+        return Gone(queue, items)  # §8 #1: one id alone refused = an unknown book
+    if isinstance(exc, E.NotFoundError) and not_found == "fingerprint":
+        return Skipped(queue, items, reason=f"{UNKNOWN_TO_SERVER} ({exc.message})")
+    if _book_not_found(exc) and not_found == "gone":
+        return Gone(queue, items)  # the only 404 that unlinks a book (api §4.8)
+    if (isinstance(exc, E.ServerError) and not isinstance(exc, E.ConflictError)
+            and exc.status == 500 and check_book is not None and check_book()):
         return Gone(queue, items)
-    if isinstance(exc, E.NotFoundError) and not_found != "fail":
-        if not_found == "fingerprint":
-            return Skipped(queue, items, reason=f"{UNKNOWN_TO_SERVER} ({exc.message})")
-        return Gone(queue, items)
-    if (isinstance(exc, E.ServerError) and exc.status == 500 and check_book is not None
-            and check_book()):
-        return Gone(queue, items)
+    # ConflictError (a 409 that does not say "already exists"), a route-missing or
+    # other 404, and every other answer: a failure carrying the server's text
     return Failed(queue, items, reason=exc.last_error, status=exc.status)

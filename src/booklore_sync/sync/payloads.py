@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from booklore_sync.booklore import errors as E
 from booklore_sync.booklore.models import parse_time
 from booklore_sync.booklore.session_models import SessionIn
+from booklore_sync.booklore.texts import fit_text_column
 
 if TYPE_CHECKING:
     from booklore_sync.store.db import QueueItem
@@ -78,6 +80,94 @@ def book_note_fields(item: QueueItem) -> tuple[str, str]:
         text = p.get("text") or ""
         note = p.get("note") or ""
         content = text + (f"\n\n{note}" if note else "")
-        return title[:255], content or "(empty highlight)"
+        # nothing to send is never sent: the client refuses a blank content
+        # (BlankTextError → skipped "blank text: nothing to send", spec §4.1)
+        return title[:255], content if content.strip() else ""
     title = chapter[:255] if chapter else "Note"
     return title, p.get("note") or p.get("text") or ""
+
+
+# ------------------------------------------------------------------ long texts
+def text_of_part(item: QueueItem, part: str) -> str | None:
+    """The text an annotation part sends in a TEXT column (v1 ``content``, v2
+    ``noteContent``), or None for a part without one."""
+    if part == "book_note":
+        return book_note_fields(item)[1]
+    if part == "note_v2":
+        return str(note_v2_body(item.payload)["note_content"])
+    if part == "cbx_note":
+        return str(item.payload.get("note") or "")
+    return None
+
+
+def cut_to_fit(item: QueueItem, parts: list[str]) -> bool:
+    """Whether one of the item's texts is longer than the server's 65,535-byte TEXT
+    column, so the client cuts it (with the marker) to fit (spec §4.1 "Long text")."""
+    for part in parts:
+        text = text_of_part(item, part)
+        if text and fit_text_column(text).cut:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------ bookmarks
+def bookmark_page(item: QueueItem) -> int | None:
+    """The 1-based page of a page-based bookmark (None when unknown)."""
+    page = int_or_none(item.payload.get("page"))
+    return page if page is not None and page >= 1 else None
+
+
+def is_cbx(item: QueueItem) -> bool:
+    """A comic book: its bookmarks and notes are keyed by page (``cfi`` = page)."""
+    kind = item.payload.get("book_type") or item.book_type
+    return str(kind or "").upper() == "CBX"
+
+
+def bookmark_deduplicated(item: QueueItem) -> bool:
+    """Whether the server deduplicates this bookmark (it carries a CFI: an EPUB
+    bookmark, or a CBX bookmark keyed by its page)."""
+    if not item.payload.get("paged"):
+        return True
+    return is_cbx(item) and bookmark_page(item) is not None
+
+
+def send_bookmark(client: Any, book_id: int, item: QueueItem, title: str) -> Any:
+    """Create the bookmark with the call its format needs (spec §4.1 "Bookmarks",
+    koreader-data.md §7.6): EPUB by CFI; CBX with ``cfi`` = the page; PDF and other
+    page-based formats without a CFI and with ``pageNumber`` = the page (Grimmory
+    stores and deduplicates it, BookLore ignores it)."""
+    p = item.payload
+    if not p.get("paged"):
+        return client.create_bookmark(book_id, cfi=p["cfi"], title=title)
+    page = bookmark_page(item)
+    if page is None:
+        return client.create_bookmark(book_id, cfi=None, title=title)
+    if is_cbx(item):
+        return client.create_cbx_bookmark(book_id, page, title=title)
+    return client.create_pdf_bookmark(book_id, page, title=title)
+
+
+# ------------------------------------------------------------------ comic notes
+def cbx_note_page(item: QueueItem) -> int | None:
+    """The page a comic's note is anchored at, when it goes as an in-book note."""
+    if not item.payload.get("paged") or not is_cbx(item) or item.key.get("kind") != "note":
+        return None
+    return bookmark_page(item)
+
+
+def send_cbx_note(client: Any, book_id: int, item: QueueItem) -> tuple[int | None, bool]:
+    """A comic's note as an in-book note at its page (koreader-data.md §7.6):
+    ``(remote id, page taken)``.  The server keeps one in-book note per page: on a 409
+    the page's note counts as this one only when it carries the same text; otherwise
+    the page is taken (the caller sends the note as a BookLore book note instead)."""
+    p = item.payload
+    page = cbx_note_page(item)
+    assert page is not None
+    note = str(p.get("note") or "")
+    try:
+        answer = client.create_cbx_note(book_id, page, note_content=note,
+                                        selected_text=p.get("text") or None,
+                                        color=p.get("color"), chapter_title=p.get("chapter") or None)
+    except E.AlreadyExistsError:
+        return None, not client.cbx_note_present(book_id, page, note_content=note)
+    return (int_or_none(answer.get("id")) if isinstance(answer, dict) else None), False

@@ -24,6 +24,7 @@ from booklore_sync.sync.outcomes import (
     Outcome,
     Skipped,
 )
+from booklore_sync.sync.payloads import cbx_note_page
 
 if TYPE_CHECKING:
     from booklore_sync.store.db import QueueItem
@@ -122,6 +123,8 @@ def plan_ratings(items: list[QueueItem], group_max: int = RATING_GROUP_MAX) -> l
 def annotation_parts(item: QueueItem, destination: str) -> list[str]:
     """Where an annotation goes: 'annotation', 'note_v2' and/or 'book_note'."""
     if item.payload.get("paged"):
+        if destination != "in_booklore" and cbx_note_page(item) is not None:
+            return ["cbx_note"] if destination == "in_book" else ["cbx_note", "book_note"]
         return ["book_note"]
     if item.key["kind"] == "highlight":
         return ["annotation"]

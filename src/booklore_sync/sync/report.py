@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from booklore_sync.booklore.errors import SyncDisabledError
+from booklore_sync.booklore.texts import TEXT_COLUMN_BYTES
 from booklore_sync.store.queries import LETTERS, QUEUES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_OFFLINE, EXIT_LOCKED = 0, 1, 2, 3, 4
@@ -36,6 +38,40 @@ class SyncReport:
     newly_matched: int = 0
     sync_disabled: bool = False  # KOReader's Sync switch is off: progress skipped (exit 2)
 
+    # items delivered with a text cut to fit (spec §4.1 "Long text"):
+    # {"queue", "id", "fingerprint", "datetime"}
+    cut: list[dict[str, Any]] = field(default_factory=list)
+    _cut_line: int | None = field(default=None, repr=False)
+
+    def note_cut(self, queue: str, items: Any) -> None:
+        """Record items whose text was cut; one message line says how many."""
+        for item in items:
+            self.cut.append({"queue": queue, "id": item.id, "fingerprint": item.fingerprint,
+                             "datetime": (item.key or {}).get("datetime")})
+        n = len(self.cut)
+        line = (f"{n} note{'s' if n != 1 else ''} cut to fit the server's "
+                f"{TEXT_COLUMN_BYTES:,}-byte text limit (marked \"… [cut by booklore-sync]\")")
+        if self._cut_line is None:
+            self._cut_line = len(self.messages)
+            self.messages.append(line)
+        else:
+            self.messages[self._cut_line] = line
+
+    def note_sync_off(self) -> None:
+        """Say once that the KOReader account's Sync switch is off (an account
+        problem: exit 2, spec §6.3); the items carry the reason with the fix."""
+        line = ("Error: Sync is switched off for the KOReader account on the server, "
+                "so reading positions stay queued")
+        if line not in self.messages:
+            self.messages.append(line)
+
+    @property
+    def sync_off(self) -> bool:
+        """Progress was skipped because the KOReader account's Sync switch is off
+        (spec §4.1: `sync` then ends with exit 2)."""
+        return any(SyncDisabledError.REASON in why
+                   for t in self.queues.values() for why in t.skip_reasons)
+
     def merge(self, other: SyncReport) -> None:
         for q in QUEUES:
             mine, theirs = self.queues[q], other.queues[q]
@@ -50,6 +86,8 @@ class SyncReport:
         self.missing_accounts |= other.missing_accounts
         self.rejected_accounts.update(other.rejected_accounts)
         self.config_errors += other.config_errors
+        for entry in other.cut:
+            self.cut.append(entry)
         self.messages += other.messages
 
     @property
@@ -67,7 +105,7 @@ class SyncReport:
         if self.offline:
             return EXIT_OFFLINE
         if (self.missing_accounts or self.rejected_accounts or self.config_errors
-                or self.sync_disabled):
+                or self.sync_disabled or self.sync_off):
             return EXIT_USAGE
         if self.failed:
             return EXIT_FAILED
@@ -76,6 +114,8 @@ class SyncReport:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {q: self.queues[q].as_json() for q in QUEUES}
         data["offline"] = self.offline
+        if self.cut:
+            data["cut"] = [dict(c) for c in self.cut]  # an extra key (spec §6.4)
         return data
 
     def summary_lines(self) -> list[str]:

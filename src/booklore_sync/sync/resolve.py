@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from booklore_sync.booklore import errors as E
+from booklore_sync.booklore.capabilities import Capabilities
+from booklore_sync.booklore.protocol import SyncClient
 from booklore_sync.sync.execute import Pool, RunState
 from booklore_sync.sync.ledger import DEFER_BATCH
 from booklore_sync.sync.report import SyncReport
@@ -31,9 +33,11 @@ class Known:
     book_raw: dict[str, Any] | None = None
 
 
-def caps_of(client: Any) -> Any:
-    """The client's view of the server's capabilities (the one place the engine asks)."""
-    return getattr(client, "capabilities", None)
+def caps_of(client: SyncClient | Any) -> Capabilities | None:
+    """The client's view of the server's capabilities (the one place the engine asks;
+    the client alone owns them, :class:`~booklore_sync.booklore.protocol.SyncClient`)."""
+    caps = getattr(client, "capabilities", None)
+    return caps if isinstance(caps, Capabilities) else None
 
 
 class Resolver:
@@ -105,6 +109,8 @@ class Resolver:
         except E.OfflineError as exc:
             self.state.stop.set()
             return fp, Known(), None, str(exc)
+        except E.SkipError:
+            return fp, Known(), None, None  # e.g. Sync off: by-hash is not affected
         except E.AuthError as exc:
             self.state.kill(exc)
             return fp, Known(), None, None

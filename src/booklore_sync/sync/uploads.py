@@ -18,6 +18,7 @@ from booklore_sync.sync.execute import RunState, Stopped
 from booklore_sync.sync.outcomes import (
     NEEDS_CHECK,
     AccountDown,
+    Cut,
     Failed,
     Lost,
     Missing,
@@ -32,8 +33,12 @@ from booklore_sync.sync.outcomes import (
 from booklore_sync.sync.payloads import (
     annotation_body,
     book_note_fields,
+    bookmark_deduplicated,
+    cut_to_fit,
     int_or_none,
     note_v2_body,
+    send_bookmark,
+    send_cbx_note,
 )
 from booklore_sync.sync.plan import BookUnit, RatingUnit, doubtful
 from booklore_sync.sync.reconcile import (
@@ -191,19 +196,29 @@ def annotations_unit(w: Worker, unit: BookUnit) -> None:
                 elif part == "note_v2":
                     remote_id = post_dedup(w.client.create_book_note_v2, unit.book_id,
                                            **note_v2_body(item.payload))
+                elif part == "cbx_note":
+                    remote_id, taken = send_cbx_note(w.client, unit.book_id, item)
+                    if taken and "book_note" not in parts:
+                        # the page holds another note: this one goes as a book note
+                        remote_id = _guarded_note(w, unit, claimed, item)
+                        if remote_id == _UNSETTLED:
+                            break
                 else:
                     remote_id = _guarded_note(w, unit, claimed, item, found)
                     if remote_id == _UNSETTLED:
                         break
             except E.BookLoreError as exc:
                 w.error("annotations", [item], exc, check_book=w.book_exists_not(unit.book_id),
-                        unknown_state="uncertain" if part == "book_note" else "pending")
+                        unknown_state="uncertain" if part in ("book_note", "cbx_note")
+                        else "pending")
                 break
             if len(parts) > 1:
                 w.add(PartDone("annotations", [item], part=part, book_id=unit.book_id,
                                remote_id=remote_id))
         else:
             settled.add(item.id)
+            if cut_to_fit(item, parts):
+                w.add(Cut("annotations", [item]))
             w.add(Synced("annotations", [item], defer="book_note" not in parts, history={
                 "book_id": unit.book_id, "remote_id": remote_id,
                 "destination": parts[-1] if len(parts) == 1 else "both",
@@ -269,7 +284,7 @@ def bookmarks_unit(w: Worker, unit: BookUnit) -> None:
     settled: set[int] = set()
     for item in unit.items:
         p = item.payload
-        paged = bool(p.get("paged"))
+        paged = not bookmark_deduplicated(item)  # PDF: no CFI, not deduplicated
         if found.get(item.id) == _UNSETTLED:
             continue  # the first-contact read failed: unsent this run
         if item.id in found:
@@ -291,14 +306,13 @@ def bookmarks_unit(w: Worker, unit: BookUnit) -> None:
                 if remote_id is None:
                     w.state.check()
                     w.add(Sent("bookmarks", [item]))
-                    remote = w.client.create_bookmark(unit.book_id, cfi=None, title=title)
+                    remote = send_bookmark(w.client, unit.book_id, item, title)
                     remote_id = int_or_none(remote.get("id")) if isinstance(remote, dict) \
                         else None
                     if remote_id is not None:
                         claimed.add(remote_id)
             else:
-                remote_id = post_dedup(w.client.create_bookmark, unit.book_id, cfi=p["cfi"],
-                                       title=title)
+                remote_id = post_dedup(send_bookmark, w.client, unit.book_id, item, title)
         except E.BookLoreError as exc:
             w.error("bookmarks", [item], exc, check_book=w.book_exists_not(unit.book_id),
                     unknown_state="uncertain" if paged else "pending")

@@ -146,7 +146,8 @@ def _sync_error_kind(report, interrupted: bool) -> str | None:  # type: ignore[n
 
 def _first_error(report, outcome) -> str:  # type: ignore[no-untyped-def]
     lines = render.sync_problems(report, outcome.url)
-    text = lines[0] if lines else "interrupted"
+    errors = [line for line in lines if line.startswith("Error: ")]
+    text = (errors or lines or ["interrupted"])[0]
     return text.removeprefix("Error: ")
 
 

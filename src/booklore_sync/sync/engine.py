@@ -345,6 +345,7 @@ class SyncEngine:
         self._execute(units, lambda w, u: progress_unit(w, u, device, sync_off))
         if sync_off.is_set():
             self.report.sync_disabled = True
+            self.report.note_sync_off()
 
     def _sync_sessions(self, items: list[QueueItem]) -> None:
         items = self._matched("sessions", items)

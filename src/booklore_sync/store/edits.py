@@ -23,13 +23,16 @@ from typing import Any
 
 from booklore_sync.common.vocab import Settlement
 
-__all__ = ["EDIT_FIELDS", "PARTS", "UPDATE_KEY", "changed_fields", "edit_payload",
+__all__ = ["EDIT_FIELDS", "PARTS", "TEXT_NOT_SENT", "UPDATE_KEY", "changed_fields", "edit_payload",
            "ledger_rows", "edit_fields_differ", "is_update", "queued_edit"]
 
 #: the fields of a queued annotation an edit is judged by (besides datetime_updated)
 EDIT_FIELDS = ("text", "note", "color", "style")
 #: the destinations of an annotation, in the order they are sent
 PARTS = ("annotation", "note_v2", "book_note")
+#: why a change of the highlighted text is not sent (the server cannot change it)
+TEXT_NOT_SENT = ("the highlighted text was changed on the device; BookLore cannot change "
+                 "a highlight's text, so that change is not sent")
 #: the payload key that marks a queued annotation as an update of the server's item
 UPDATE_KEY = "update"
 

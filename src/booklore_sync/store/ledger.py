@@ -21,6 +21,7 @@ from booklore_sync.common.vocab import (
 )
 from booklore_sync.store import queries
 from booklore_sync.store.core import StoreCore
+from booklore_sync.store.edits import TEXT_NOT_SENT, edit_payload, ledger_rows
 from booklore_sync.store.queries import HISTORY_TABLES, KEY_COLUMNS, QUEUE_TABLES, QUEUES
 from booklore_sync.store.types import key_text, utcnow
 
@@ -197,7 +198,8 @@ class LedgerMixin(StoreCore):
     def _settle_update(self, ids: Sequence[int], book_id: int | None,
                        parts: dict[str, dict[str, Any]]) -> int:
         """An annotation update settled: its ledger rows now hold the version sent
-        (the row of a destination not yet in the ledger is added)."""
+        (the row of a destination not yet in the ledger is added).  A change that
+        could not be sent (a highlight's text) stays queued with its reason."""
         now = utcnow()
         moved = 0
         with self.transaction():
@@ -222,8 +224,18 @@ class LedgerMixin(StoreCore):
                             " synced_at, book_id, fingerprint, datetime, kind, position,"
                             " destination) VALUES (?, ?, COALESCE(?, 'uploaded'), ?,?,?,?,?,?,?)",
                             (*values, book_id, *key, dest))
-                moved += self._execute("DELETE FROM pending_annotations WHERE id = ?",
-                                       (item_id,)).rowcount
+                # what the server could not take (a highlight's text) stays queued, told
+                rest = edit_payload(json.loads(row["payload"]),
+                                    ledger_rows(self._conn, [key]).get(key, []))
+                if rest is None:
+                    self._execute("DELETE FROM pending_annotations WHERE id = ?", (item_id,))
+                else:
+                    self._execute(
+                        "UPDATE pending_annotations SET payload = ?, last_error = ?,"
+                        " state = ?, in_flight_at = NULL, abandoned_at = NULL WHERE id = ?",
+                        (json.dumps(rest, ensure_ascii=False, sort_keys=True), TEXT_NOT_SENT,
+                         _PENDING, item_id))
+                moved += 1
         return moved
 
     def move_many_to_history(self, queue: str,

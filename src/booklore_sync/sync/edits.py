@@ -25,7 +25,7 @@ from booklore_sync.booklore import errors as E
 from booklore_sync.booklore.models import truncate_utf16
 from booklore_sync.booklore.texts import fit_text_column
 from booklore_sync.common.vocab import Settlement
-from booklore_sync.store.edits import PARTS, UPDATE_KEY
+from booklore_sync.store.edits import PARTS, TEXT_NOT_SENT, UPDATE_KEY
 from booklore_sync.sync.outcomes import Skipped, Synced
 from booklore_sync.sync.payloads import book_note_fields, int_or_none
 
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TEXT_NOT_SENT", "ServerLists", "is_update", "update_item"]
 
-TEXT_NOT_SENT = ("the highlighted text was changed on the device; BookLore cannot change "
-                 "a highlight's text, so that change is not sent")
 _DELETED = Settlement.DELETED_ON_SERVER.value
 _UPLOADED = Settlement.UPLOADED.value
 _TEXT_PARTS = ("annotation", "note_v2")  # where the highlighted text cannot be changed
@@ -81,7 +79,9 @@ def _request(item: QueueItem, part: str, p: dict[str, Any], prev: dict[str, Any]
              changed: list[str]) -> dict[str, Any] | None:
     """What the update of one destination sends (keyword arguments of the client's
     update call), or None when nothing it holds changed."""
-    again = "datetime_updated" in changed  # edited later: send the fields as they are
+    # KOReader says the item was edited, and no field we compare tells how: send the
+    # fields as they are now (an update with equal values changes nothing)
+    again = changed == ["datetime_updated"]
     if part == "annotation":
         if again or any(f in changed for f in ("color", "style")):
             return {"color": p.get("color"), "style": p.get("style")}
@@ -178,7 +178,7 @@ def update_item(w: Worker, unit: BookUnit, item: QueueItem, lists: ServerLists) 
         sent = dict(p)
         if part in _TEXT_PARTS and not _same(p.get("text"), prev.get("text")):
             # the server keeps the text sent before: the ledger says so, and the change
-            # is reported (a later scan queues it alone, and it is skipped)
+            # stays queued alone, reported (store.ledger's _settle_update)
             sent["text"] = prev.get("text")
             unsent_text = True
         body = _request(item, part, p, prev, changed)

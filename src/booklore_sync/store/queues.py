@@ -235,7 +235,6 @@ class QueuesMixin(LedgerMixin):
             (fp, *keys) for i, (fp, keys, *_r) in enumerate(batch) if found_by[i][5]))) \
             if edits else {}
         now = utcnow()
-        # key -> [state, payload JSON, last_error] of its queue row (None: no row)
         state: dict[tuple[Any, ...], list[Any] | None] = {}
         ops: list[tuple[str, tuple[Any, ...]]] = []
         out: list[str] = []
@@ -266,7 +265,6 @@ class QueuesMixin(LedgerMixin):
                     out.append(QUEUED)
             elif edits and (edit := queued_edit(cur[0], cur[1], payload or {},
                                                 ledger.get(key))) is not None:
-                # an edit of an item still queued updates the queued payload
                 if edit[0] == "delete":
                     ops.append(("delete", key))
                     state[key] = None

@@ -286,3 +286,23 @@ def test_long_note_cut_is_not_an_edit(home, kobo, emu):
     assert scan_into(cfg, kobo).queued["annotations"] == 0
     [after] = emu.state.notes_v2(_book_id(cfg, LEAVES))
     assert after["id"] == note["id"]
+
+
+def test_both_destinations_updated_each_once(home, kobo, emu):
+    cfg = _ready(home, kobo, emu, **{"annotations.notes_destination": "both"})
+    book = _book_id(cfg, LEAVES)
+    [v2] = emu.state.notes_v2(book)
+    v1s = emu.state.book_notes(book)
+    [v1] = [n for n in v1s if n["content"].endswith("Re-read aloud!")]
+    _edit(kobo, ONWARD, note="Both, edited.", datetime_updated="2024-04-01 09:00:00")
+    assert scan_into(cfg, kobo).queued["annotations"] == 1
+    mark = len(emu.request_log())
+    report = _synced(cfg)
+    assert report.queues["annotations"].synced == 1
+    assert _writes(emu, mark) == [("PUT", f"/api/v2/book-notes/{v2['id']}"),
+                                  ("POST", "/api/v1/book-notes")]
+    assert [n["noteContent"] for n in emu.state.notes_v2(book)] == ["Both, edited."]
+    after = emu.state.book_notes(book)
+    assert len(after) == len(v1s)
+    assert next(n for n in after if n["id"] == v1["id"])["content"] == "Both, edited."
+    assert scan_into(cfg, kobo).queued["annotations"] == 0

@@ -42,6 +42,7 @@ class Item:
     paged: bool = False
     note_format: str | None = None
     legacy: bool = False
+    datetime_updated: str | None = None  # the last edit (note, text, style, colour)
 
     @property
     def page_number(self) -> int | None:
@@ -154,6 +155,7 @@ def _current(raw: Any) -> tuple[list[Item], list[str]]:
             _nonempty(get("chapter")), _nonempty(get("color")), drawer,
             page, pos0, pos1 if pos1 is not None else pos0,
             _paged(page, pos0), _nonempty(get("note_format")),
+            datetime_updated=_nonempty(get("datetime_updated")),
         ))
     return items, problems
 

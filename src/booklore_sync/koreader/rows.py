@@ -102,6 +102,8 @@ def queue_items(ctx: ScanContext, items: list[ann.Item], fp: str, book_type: str
                 "color": ann.color_hex(it.color, ctx.custom_colors),
                 "style": ann.style_for(it.drawer),
                 "page": it.page_number if paged else None, "datetime": it.datetime,
+                # what an edit is judged by once the item is synced (spec §4.1 "Edits")
+                "datetime_updated": it.datetime_updated,
             }
             if not paged:
                 payload["pos0"] = it.pos0 if isinstance(it.pos0, str) else None

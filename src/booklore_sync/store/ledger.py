@@ -21,6 +21,7 @@ from booklore_sync.common.vocab import (
 )
 from booklore_sync.store import queries
 from booklore_sync.store.core import StoreCore
+from booklore_sync.store.edits import TEXT_NOT_SENT, edit_payload, ledger_rows
 from booklore_sync.store.queries import HISTORY_TABLES, KEY_COLUMNS, QUEUE_TABLES, QUEUES
 from booklore_sync.store.types import key_text, utcnow
 
@@ -152,7 +153,8 @@ class LedgerMixin(StoreCore):
                         destination: str | None = None, remote_id: int | None = None,
                         outcome: str = "pushed",
                         expected: dict[int, tuple[Any, ...]] | None = None,
-                        settled: Settlement | str | None = None, sent: Any = None) -> int:
+                        settled: Settlement | str | None = None, sent: Any = None,
+                        parts: dict[str, dict[str, Any]] | None = None) -> int:
         """Upload settled: copy the rows into synced history and delete them, atomically.
 
         ``settled`` says how (default: uploaded; for progress, ``outcome``
@@ -161,10 +163,15 @@ class LedgerMixin(StoreCore):
         history rows hold the value itself, nothing more).  ``expected`` maps a
         row id to the key values that were sent (ratings, progress): a row whose
         value changed meanwhile (a scan queued a newer one) stays queued, since
-        that newer value was not sent.
+        that newer value was not sent.  ``parts`` (annotations queued as updates of
+        the server's items, spec §4.1 "Edits"): per destination, the ``sent``
+        version, the server's ``remote_id`` and how it was ``settled`` (None: as
+        before), recorded on that destination's ledger row.
         """
         if not ids:
             return 0
+        if parts is not None and queue == "annotations":
+            return self._settle_update(ids, book_id, parts)
         table = QUEUE_TABLES[queue]
         history, columns, values = _HISTORY_COPY[queue]
         with self.transaction():
@@ -188,6 +195,49 @@ class LedgerMixin(StoreCore):
             return self._execute(f"DELETE FROM {table} WHERE id IN (SELECT value FROM"
                                  " json_each(?))", (params["ids"],)).rowcount
 
+    def _settle_update(self, ids: Sequence[int], book_id: int | None,
+                       parts: dict[str, dict[str, Any]]) -> int:
+        """An annotation update settled: its ledger rows now hold the version sent
+        (the row of a destination not yet in the ledger is added).  A change that
+        could not be sent (a highlight's text) stays queued with its reason."""
+        now = utcnow()
+        moved = 0
+        with self.transaction():
+            for item_id in ids:
+                row = self._execute("SELECT * FROM pending_annotations WHERE id = ?",
+                                    (item_id,)).fetchone()
+                if row is None:
+                    continue
+                key = (row["fingerprint"], row["datetime"], row["kind"], row["position"])
+                for dest, info in parts.items():
+                    values = (_sent_text(info.get("sent")) or row["payload"],
+                              info.get("remote_id"), _settled_text(info.get("settled")), now)
+                    done = self._execute(
+                        "UPDATE synced_annotations SET sent = ?, remote_id = COALESCE(?, remote_id),"
+                        " settled = COALESCE(?, settled), synced_at = ?, book_id = COALESCE(?,"
+                        " book_id) WHERE fingerprint = ? AND datetime = ? AND kind = ?"
+                        " AND position = ? AND destination = ?",
+                        (*values, book_id, *key, dest)).rowcount
+                    if not done:
+                        self._execute(
+                            "INSERT OR IGNORE INTO synced_annotations(sent, remote_id, settled,"
+                            " synced_at, book_id, fingerprint, datetime, kind, position,"
+                            " destination) VALUES (?, ?, COALESCE(?, 'uploaded'), ?,?,?,?,?,?,?)",
+                            (*values, book_id, *key, dest))
+                # what the server could not take (a highlight's text) stays queued, told
+                rest = edit_payload(json.loads(row["payload"]),
+                                    ledger_rows(self._conn, [key]).get(key, []))
+                if rest is None:
+                    self._execute("DELETE FROM pending_annotations WHERE id = ?", (item_id,))
+                else:
+                    self._execute(
+                        "UPDATE pending_annotations SET payload = ?, last_error = ?,"
+                        " state = ?, in_flight_at = NULL, abandoned_at = NULL WHERE id = ?",
+                        (json.dumps(rest, ensure_ascii=False, sort_keys=True), TEXT_NOT_SENT,
+                         _PENDING, item_id))
+                moved += 1
+        return moved
+
     def move_many_to_history(self, queue: str,
                              moves: Sequence[tuple[Sequence[int], dict[str, Any]]]) -> int:
         """Several settled uploads (ids, move_to_history keywords) in one transaction.
@@ -198,7 +248,7 @@ class LedgerMixin(StoreCore):
         groups: dict[tuple[Any, ...], list[list[Any]]] = {}
         singles = []
         for ids, kw in moves:
-            if kw.get("expected") is not None or kw.get("sent") is not None:
+            if any(kw.get(k) is not None for k in ("expected", "sent", "parts")):
                 singles.append((ids, kw))
                 continue
             key = (kw.get("book_id"), kw.get("destination"), kw.get("outcome", "pushed"),

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from booklore_sync.common.vocab import QUEUE_BY_NAME, QueueState
+from booklore_sync.store.edits import edit_payload, ledger_rows, queued_edit
 from booklore_sync.store.ledger import LedgerMixin
 from booklore_sync.store.queries import KEY_COLUMNS, QUEUES
 from booklore_sync.store.types import (
@@ -134,6 +135,18 @@ def _wants_cfi_refresh(queue: str, state: str, stored_payload: str, stored_error
             and not json.loads(stored_payload).get("cfi"))
 
 
+def _run_ops(conn: sqlite3.Connection, sql: dict[str, str],
+             ops: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """Run the statements in order, consecutive ones of a kind in one executemany."""
+    i = 0
+    while i < len(ops):
+        j = i
+        while j < len(ops) and ops[j][0] == ops[i][0]:
+            j += 1
+        conn.executemany(sql[ops[i][0]], [p for _k, p in ops[i:j]])
+        i = j
+
+
 class QueuesMixin(LedgerMixin):
     _MANY_CHUNK = 400
 
@@ -228,40 +241,65 @@ class QueuesMixin(LedgerMixin):
             f" FROM (VALUES {rows_sql}) AS v LEFT JOIN {table} q"
             f" ON q.fingerprint = v.column2 AND {match.format(t='q')}", params).fetchall()
         found_by = {r[0]: r for r in found}
+        edits = queue == "annotations"
+        ledger = ledger_rows(self._conn, list(dict.fromkeys(
+            (fp, *keys) for i, (fp, keys, *_r) in enumerate(batch) if found_by[i][5]))) \
+            if edits else {}
         now = utcnow()
-        state: dict[tuple[Any, ...], list[Any]] = {}
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
+        state: dict[tuple[Any, ...], list[Any] | None] = {}
+        ops: list[tuple[str, tuple[Any, ...]]] = []
         out: list[str] = []
         for i, (fp, keys, payload, pjson, last_error) in enumerate(batch):
             key = (fp, *keys)
-            cur = state.get(key)
             r = found_by[i]
-            if cur is None and r[1] is not None:
-                cur = state[key] = [r[2], r[3], r[4]]
+            if key in state:
+                cur = state[key]
+            else:
+                cur = state[key] = [r[2], r[3], r[4]] if r[1] is not None else None
             if cur is None:
                 if r[5]:
-                    out.append(ALREADY_SYNCED)
+                    # synced already: queued again only as an update of an edited item
+                    upd = None if r[6] or not edits else edit_payload(payload or {},
+                                                                      ledger.get(key, []))
+                    if upd is None:
+                        out.append(ALREADY_SYNCED)
+                        continue
+                    pjson, last_error = _payload_json(upd), None
+                    ops.append(("insert", (fp, pjson, now, last_error, *keys)))
+                    state[key] = [_PENDING, pjson, last_error]
+                    out.append(UPDATED)
                 elif r[6]:
                     out.append(DISCARDED)
                 else:
-                    inserts.append((fp, pjson, now, last_error, *keys))
+                    ops.append(("insert", (fp, pjson, now, last_error, *keys)))
                     state[key] = [_PENDING, pjson, last_error]
                     out.append(QUEUED)
+            elif edits and (edit := queued_edit(cur[0], cur[1], payload or {},
+                                                ledger.get(key))) is not None:
+                if edit[0] == "delete":
+                    ops.append(("delete", key))
+                    state[key] = None
+                    out.append(ALREADY_SYNCED)
+                else:
+                    new_json = _payload_json(edit[1])
+                    ops.append(("update", (new_json, None, *key)))
+                    cur[1], cur[2] = new_json, None
+                    out.append(UPDATED)
             elif _wants_cfi_refresh(queue, cur[0], cur[1], cur[2], payload, last_error):
-                updates.append((pjson, *key))
+                ops.append(("update", (pjson, None, *key)))
                 cur[1], cur[2] = pjson, None
                 out.append(UPDATED)
             else:
                 out.append(ALREADY_QUEUED)
-        if inserts:
-            self._conn.executemany(
-                f"INSERT INTO {table}(fingerprint, payload, created_at, last_error,"
-                f" {', '.join(cols)}) VALUES ({','.join('?' * (4 + n))})", inserts)
-        if updates:
-            self._conn.executemany(
-                f"UPDATE {table} SET payload = ?, last_error = NULL WHERE fingerprint = ?"
-                f" AND {' AND '.join(f'{c} = ?' for c in cols)}", updates)
+        where = " AND ".join(f"{c} = ?" for c in cols)
+        sql = {
+            "insert": f"INSERT INTO {table}(fingerprint, payload, created_at, last_error,"
+                      f" {', '.join(cols)}) VALUES ({','.join('?' * (4 + n))})",
+            "update": f"UPDATE {table} SET payload = ?, last_error = ? WHERE fingerprint = ?"
+                      f" AND {where}",
+            "delete": f"DELETE FROM {table} WHERE fingerprint = ? AND {where}",
+        }
+        _run_ops(self._conn, sql, ops)
         return out
 
     def _apply_latest(self, queue: str, batch: list[Row]) -> list[str]:
@@ -334,13 +372,7 @@ class QueuesMixin(LedgerMixin):
                 ops.append(("insert", (fp, pjson, now, None, *vals)))
                 state[fp] = vals
                 out.append(QUEUED)
-        i = 0
-        while i < len(ops):
-            j = i
-            while j < len(ops) and ops[j][0] == ops[i][0]:
-                j += 1
-            self._conn.executemany(sql[ops[i][0]], [p for _k, p in ops[i:j]])
-            i = j
+        _run_ops(self._conn, sql, ops)
         return out
 
     def _is_discarded(self, queue: str, fingerprint: str, key: Sequence[Any]) -> bool:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from booklore_sync.booklore import errors as E
 from booklore_sync.booklore.models import truncate_utf16
 from booklore_sync.common.vocab import ReconcileKind
+from booklore_sync.sync import edits
 from booklore_sync.sync.execute import RunState, Stopped
 from booklore_sync.sync.outcomes import (
     NEEDS_CHECK,
@@ -181,7 +182,11 @@ def annotations_unit(w: Worker, unit: BookUnit) -> None:
     claimed: set[int] = set()
     found = _first_contact_notes(w, unit)
     settled: set[int] = set()
+    lists = edits.ServerLists(w.client, unit.book_id)
     for item in unit.items:
+        if edits.is_update(item):  # edited on the device after it was synced
+            edits.update_item(w, unit, item, lists)
+            continue
         parts = unit.parts[item.id]
         remote_id: int | None = None
         for part in parts:

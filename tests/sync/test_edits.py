@@ -4,6 +4,7 @@ emulator over HTTP."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,15 @@ def _ready(home, kobo, emu, **settings: Any):
 
 
 def _delete(emu, path: str) -> None:
-    token = httpx.post(emu.url("/api/v1/auth/login"),
-                       json={"username": "demo", "password": "demo"}).json()["accessToken"]
+    # the emulator, like BookLore, refuses a second login in the same second: poll
+    deadline = time.monotonic() + 5
+    while True:
+        answer = httpx.post(emu.url("/api/v1/auth/login"),
+                            json={"username": "demo", "password": "demo"}).json()
+        if "accessToken" in answer or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    token = answer["accessToken"]
     r = httpx.delete(emu.url(path), headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 204, r.text
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from booklore_sync.booklore import errors as E
+from booklore_sync.common.vocab import ReconcileKind
 from booklore_sync.store.queries import QUEUES
 from booklore_sync.sync.execute import RunState
 from booklore_sync.sync.outcomes import (
@@ -53,6 +54,7 @@ class Ledger:
         self.attempted: set[int] = set()  # sessions this run put into a request
         self.lost: str | None = None  # why the server counts as lost
         self._deferred: dict[str, list[tuple[list[int], dict[str, Any]]]] = defaultdict(list)
+        self._reconciled: dict[str, list[tuple[int, ReconcileKind]]] = defaultdict(list)
         self.done = 0
         self.total = 0
 
@@ -91,9 +93,12 @@ class Ledger:
         elif isinstance(o, Sent):
             self.attempted.update(i.id for i in o.items)
         elif isinstance(o, Reconciled):
-            # after the settlements of the found items (a unit adds it last)
-            self.flush(o.queue)
-            self.store.record_reconciled(o.book_id, o.kind)
+            # written with the settlements of the found items (a unit adds it last),
+            # in the transaction of the queue's next flush: a crash before it loses
+            # the record, and the next run reads that book once more (harmless)
+            self._reconciled[o.queue].append((o.book_id, o.kind))
+            if len(self._reconciled[o.queue]) >= DEFER_BATCH:
+                self.flush(o.queue)
         elif isinstance(o, Lost):
             self.lost = self.lost or o.message
             self.state.stop.set()
@@ -137,9 +142,20 @@ class Ledger:
                      len(items) - moved, queue)
 
     def flush(self, queue: str) -> None:
+        """Write the queue's deferred history moves, then its reconciliation records
+        (whose found items are among those moves), in one transaction."""
         moves, self._deferred[queue] = self._deferred[queue], []
-        if moves:
-            self.store.move_many_to_history(queue, moves)
+        done, self._reconciled[queue] = self._reconciled[queue], []
+        if not moves and not done:
+            return
+        with self.store.transaction():
+            if moves:
+                self.store.move_many_to_history(queue, moves)
+            by_kind: dict[ReconcileKind, list[int]] = defaultdict(list)
+            for book_id, kind in done:
+                by_kind[kind].append(book_id)
+            for kind, book_ids in by_kind.items():
+                self.store.record_reconciled(book_ids, kind)
 
     def fail(self, queue: str, items: list[QueueItem], reason: str, *,
              status: int | None = None, count: bool = True, state: str = "pending") -> None:

@@ -91,6 +91,13 @@ def build_workload(store: Store, books: int, sessions: int, annotations: int, bo
             store.upsert_book(fingerprint(i), title=f"Book {i}")
 
 
+def recon_budget(args) -> int:
+    """First-contact reads the spec allows: one per book and kind the workload has
+    (sessions for every book; book notes only with notes; PDF bookmarks: none here)."""
+    kinds = 1 + (1 if args.notes_every else 0)
+    return args.books * kinds
+
+
 def seed_books(books: int) -> list[dict]:
     return [{"metadata": {"title": f"Book {i}", "authors": ["Bench"]}, "hash": fingerprint(i),
              "bookType": BOOK_TYPE} for i in range(books)]
@@ -275,15 +282,30 @@ def main() -> None:
         print(f"  {n:6d}  {name}")
     total = sum(per_endpoint.values())
     sessions_ratings = sum(n for k, n in per_endpoint.items()
-                           if "reading-sessions" in k or "personal-rating" in k)
+                           if k.startswith(("POST", "PUT"))
+                           and ("reading-sessions" in k or "personal-rating" in k))
     writes = minimal_requests(log)
     lookups = per_endpoint.get("GET /api/koreader/books/by-hash/{id}", 0) + \
         per_endpoint.get("GET /api/v1/books/by-hash/{id}", 0)
-    reads = per_endpoint.get("GET /api/koreader/syncs/progress/{id}", 0)
-    print(f"total requests: {total} (minimal write set {len(writes)}, lookups {lookups}, "
-          f"position reads {reads}, other {total - len(writes) - lookups - reads})")
+    recon = sum(n for k, n in per_endpoint.items() if k.startswith("GET ") and (
+        "reading-sessions/book" in k or "book-notes/book" in k
+        or "bookmarks/book" in k))
+    state_reads = per_endpoint.get("GET /api/v1/books/{id}", 0) + \
+        per_endpoint.get("GET /api/koreader/syncs/progress/{id}", 0)
+    other = total - len(writes) - lookups - recon - state_reads
+    # spec §9 p3: the minimal set + one lookup per book + one first-contact read per
+    # book and kind + one server-state read per progress item whose Book the run does
+    # not already hold + 10
+    budget = len(writes) + args.books + recon_budget(args) + args.progress + 10
+    print(f"total requests: {total} (minimal write set {len(writes)}, lookups {lookups} "
+          f"[budget {args.books}], first-contact reads {recon} [budget "
+          f"{recon_budget(args)}], server-state reads {state_reads} [budget <= "
+          f"{args.progress}], other {other} [budget 10]); spec budget <= {budget}"
+          f"{'' if total <= budget else '  OVER BUDGET'}")
     print(f"sessions + ratings requests: {sessions_ratings} (target <= "
           f"{args.books + 5} = one batch of <=100 per book + one per distinct rating)")
+    print("the bare replay sends the minimal write set only (spec §9: the lookups, "
+          "first-contact and server-state reads are the sync's own cost)")
     plugin = args.sessions + args.ratings + args.annotations + args.bookmarks + args.progress
     print(f"the plugin's pattern would need: {args.sessions + args.ratings} requests for "
           f"sessions + ratings, {plugin} writes in all")

@@ -139,7 +139,8 @@ def test_the_bar_on_a_terminal_says_resolving_then_uploading(home, kobo, emu):
     cfg = make_config(home, emu.base_url)
     scan_into(cfg, kobo)
     env = dict(os.environ, **make_env(emu.base_url), COLUMNS="100", TERM="xterm")
-    child = pexpect.spawn(sys.executable, ["-m", "booklore_sync.entry", "sync"], env=env, timeout=60,
+    script = "from booklore_sync.entry import main; main()"
+    child = pexpect.spawn(sys.executable, ["-c", script, "sync"], env=env, timeout=60,
                           encoding="utf-8", dimensions=(30, 100))
     child.expect(pexpect.EOF)
     child.close()

@@ -115,9 +115,7 @@ def dry_run(cfg: Config) -> DryRun:
             except E.BookLoreError as exc:
                 out.error = client_error(exc, url, action="nothing was sent")
             finally:
-                close = getattr(client, "close", None)
-                if callable(close):
-                    close()
+                client.close()
     except ActionError as exc:
         out.error = exc
     return out
@@ -199,8 +197,8 @@ class Preview:
         return items
 
     def _settle(self, outcomes: Iterable[Outcome]) -> None:
-        for outcome in outcomes:  # unmatched, no CFI, unknown format, a failed lookup
-            self.out.add(SKIP, outcome.items)
+        for outcome in outcomes:  # unmatched, no CFI, unknown format, a failed lookup:
+            self.out.add(SKIP, outcome.items)  # all left queued without an upload
 
     def _usable(self, items: list[QueueItem], account: str) -> bool:
         if self.state.alive(account):
@@ -242,7 +240,7 @@ class Preview:
 
     # ------------------------------------------------------------------ queues
     def _ratings(self, items: list[QueueItem]) -> None:
-        if self._usable(items, "booklore"):
+        if self._usable(items, "booklore"):  # a rating is set, never duplicated
             self.out.add(WOULD, items)
 
     def _annotations(self, items: list[QueueItem]) -> None:

@@ -15,8 +15,27 @@ from booklore_sync.sync.report import SyncReport
 if TYPE_CHECKING:
     from booklore_sync.store import Store
 
-__all__ = ["SyncOutcome", "configured_accounts", "make_client", "run_sync", "sync_locked",
-           "sync_once", "upload_lock"]
+__all__ = ["SyncOutcome", "SyncProgress", "configured_accounts", "make_client", "run_sync",
+           "sync_locked", "sync_once", "upload_lock"]
+
+Count = Callable[[int, int], None]
+
+
+@dataclass
+class SyncProgress:
+    """A sync run's progress, in its two counted steps (spec §4.1 "Summary"): the books
+    being resolved (``resolving(done, total)``: distinct books with queued items), then
+    the items being uploaded (``uploading(done, total)``: queue rows settled)."""
+
+    resolving: Count | None = None
+    uploading: Count | None = None
+
+    @classmethod
+    def of(cls, on_progress: SyncProgress | Count | None) -> SyncProgress:
+        """A plain callable counts the uploads only (the older form)."""
+        if on_progress is None or isinstance(on_progress, SyncProgress):
+            return on_progress or cls()
+        return cls(uploading=on_progress)
 
 
 @dataclass
@@ -27,17 +46,20 @@ class SyncOutcome:
 
 
 def run_sync(cfg: Config, *, only_fingerprints: Iterable[str] | None = None,
-             on_progress: Callable[[int, int], None] | None = None) -> SyncOutcome:
-    """Take the lock, run the engine, release the lock; never raises for a user error."""
+             on_progress: SyncProgress | Count | None = None) -> SyncOutcome:
+    """Take the lock, run the engine, release the lock; never raises for a user error.
+    ``on_progress``: a :class:`SyncProgress`, or a callable counting the uploads."""
     from booklore_sync.sync.engine import SyncEngine
 
     out = SyncOutcome()
+    progress = SyncProgress.of(on_progress)
     try:
         with session(cfg) as s:
             out.url = s.url
             engine = SyncEngine(s.store, s.client, cfg.settings(),
                                 accounts=configured_accounts(cfg),
-                                only_fingerprints=only_fingerprints, on_progress=on_progress)
+                                only_fingerprints=only_fingerprints,
+                                on_progress=progress.uploading, on_resolve=progress.resolving)
             try:
                 out.report = engine.run()
             except KeyboardInterrupt:
@@ -58,12 +80,14 @@ def configured_accounts(cfg: Config) -> set[str]:
 
 def sync_locked(cfg: Config, store: Store, client: Any, *,
                 only_fingerprints: Iterable[str] | None = None,
-                on_progress: Callable[[int, int], None] | None = None) -> SyncReport:
+                on_progress: SyncProgress | Count | None = None) -> SyncReport:
     """One engine run; the caller holds the sync lock (e.g. a confirmed manual match)."""
     from booklore_sync.sync.engine import SyncEngine
 
+    progress = SyncProgress.of(on_progress)
     engine = SyncEngine(store, client, cfg.settings(), accounts=configured_accounts(cfg),
-                        only_fingerprints=only_fingerprints, on_progress=on_progress)
+                        only_fingerprints=only_fingerprints,
+                        on_progress=progress.uploading, on_resolve=progress.resolving)
     return engine.run()
 
 
@@ -80,7 +104,7 @@ def upload_lock(cfg: Config) -> Iterator[None]:
 
 
 def sync_once(cfg: Config, *, only_fingerprints: Iterable[str] | None = None,
-              on_progress: Callable[[int, int], None] | None = None) -> SyncReport:
+              on_progress: SyncProgress | Count | None = None) -> SyncReport:
     """``run_sync`` for callers that want only the report (``locked`` / ``config_errors``
     say why nothing ran)."""
     return run_sync(cfg, only_fingerprints=only_fingerprints, on_progress=on_progress).report

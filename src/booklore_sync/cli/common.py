@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -119,9 +119,12 @@ def checked_url(cfg: Config) -> str | None:
 
 @contextmanager
 def progress_bar(label: str, *, then: str | None = None) -> Iterator[Any]:
-    """A transient progress bar on stderr when it is a terminal (not under -q).  With
-    ``then``, the label changes to it once the first count with a total arrives (sync:
-    "Resolving books" while the engine resolves, then "Uploading")."""
+    """A transient progress bar on stderr when it is a terminal (not under -q); yields
+    ``update(done, total)``, or None without a bar.
+
+    With ``then`` (sync: ``progress_bar("Resolving books", then="Uploading")``) it
+    yields a :class:`~booklore_sync.actions.sync.SyncProgress`: its ``resolving``
+    counts show as ``label n/N``, its ``uploading`` counts as ``then n/N``."""
     if G.quiet or not sys.stderr.isatty():
         yield None
         return
@@ -131,13 +134,20 @@ def progress_bar(label: str, *, then: str | None = None) -> Iterator[Any]:
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         console=Console(stderr=True), transient=True)
     task = progress.add_task(label, total=None)
-    with progress:
-        def update(done: int, total: int) -> None:
-            if then is not None and total:
-                progress.update(task, description=then)
-            progress.update(task, completed=done, total=total or None)
 
-        yield update
+    def counter(description: str) -> Callable[[int, int], None]:
+        def update(done: int, total: int) -> None:
+            progress.update(task, description=description, completed=done,
+                            total=total or None)
+        return update
+
+    with progress:
+        if then is None:
+            yield counter(label)
+            return
+        from booklore_sync.actions.sync import SyncProgress
+
+        yield SyncProgress(resolving=counter(label), uploading=counter(then))
 
 
 # ------------------------------------------------------------------ -v

@@ -92,6 +92,7 @@ class SyncEngine:
         accounts: Iterable[str] = ("booklore", "koreader"),
         only_fingerprints: Iterable[str] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        on_resolve: Callable[[int, int], None] | None = None,  # books resolved, of all
         max_concurrency: int | None = None,
         identity: ServerIdentity | None = None,
     ) -> None:
@@ -103,6 +104,7 @@ class SyncEngine:
         self.report = SyncReport()
         self.state = RunState(self.accounts)
         self.ledger = Ledger(store, self.report, self.state, on_progress)
+        self.on_resolve = on_resolve
         if max_concurrency is None:
             max_concurrency = int(settings.get("http.max_concurrency") or DEFAULT_CONCURRENCY)
         self.pool = Pool(max_concurrency, self.state)
@@ -265,7 +267,8 @@ class SyncEngine:
     # ============================================================ resolve
     def _resolve(self) -> None:
         """Find the BookLore ID of every fingerprint with queued items (once each)."""
-        resolver = Resolver(self.store, self.client, self.state, self.pool, self.report)
+        resolver = Resolver(self.store, self.client, self.state, self.pool, self.report,
+                            on_progress=self.on_resolve)
         try:
             resolver.resolve(self._items)
         finally:

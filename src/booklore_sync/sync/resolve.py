@@ -5,7 +5,7 @@ several per transaction; what the run learnt is kept for the later phases."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,14 +40,24 @@ def caps_of(client: SyncClient | Any) -> Capabilities | None:
     return caps if isinstance(caps, Capabilities) else None
 
 
+ResolveProgress = Callable[[int, int], None]
+
+
 class Resolver:
+    """Resolves the run's fingerprints.  ``on_progress(done, total)`` counts the books
+    (distinct fingerprints): first after the cache pass, then once per server lookup.
+    ``persist=False`` (``sync --dry-run``) leaves the store as it is."""
+
     def __init__(self, store: Store, client: Any, state: RunState, pool: Pool,
-                 report: SyncReport) -> None:
+                 report: SyncReport, *, on_progress: ResolveProgress | None = None,
+                 persist: bool = True) -> None:
         self.store = store
         self.client = client
         self.state = state
         self.pool = pool
         self.report = report
+        self.on_progress = on_progress
+        self.persist = persist
         self.books: dict[str, Known] = {}
         self.failed: dict[str, E.BookLoreError] = {}
 
@@ -65,10 +75,15 @@ class Resolver:
                 self.books[fp] = Known(book_id=book.book_id)
             else:
                 ask.append(fp)
+        total = len(fingerprints)
+        done = total - len(ask)
+        self._tell(done, total)
         found: list[tuple[str, int]] = []
         lost: str | None = None
         try:
             for fp, result, failure, offline in self.pool.run(self._lookup, ask):
+                done += 1
+                self._tell(done, total)
                 self.books[fp] = result
                 if failure is not None:
                     self.failed[fp] = failure
@@ -87,9 +102,13 @@ class Resolver:
             raise ServerLost(lost)
         self._refresh_items(queues)
 
+    def _tell(self, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(done, total)
+
     def _store_found(self, found: list[tuple[str, int]]) -> None:
         """Record the IDs found by lookups, several per transaction."""
-        if not found:
+        if not found or not self.persist:
             return
         with self.store.transaction():
             for fp, book_id in found:

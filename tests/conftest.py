@@ -102,6 +102,44 @@ def cli_json(*args: str, **kw: Any) -> tuple[int, dict]:
     return proc.returncode, data
 
 
+def run_many(*calls: tuple[str, ...], max_workers: int = 8,
+             **kw: Any) -> list[subprocess.CompletedProcess[str]]:
+    """``run_cli`` for each argument tuple, the processes running at the same time (for
+    tests that wait, e.g. each command meeting the 5 s lock); results in call order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        return list(pool.map(lambda args: run_cli(*args, **kw), calls))
+
+
+def json_of(proc: subprocess.CompletedProcess[str]) -> tuple[int, dict]:
+    """``cli_json``'s answer for a process already run (see ``run_many``)."""
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"not one JSON object on stdout: {proc.stdout!r}\n{proc.stderr}") from exc
+    return proc.returncode, data
+
+
+def cli_in_process(*args: str) -> tuple[int, str, str]:
+    """The entry point called in this process: (exit code, stdout, stderr).  For the
+    many cheap calls of a test that needs no real process (usage errors, help); each such
+    test keeps some real ``run_cli`` calls too."""
+    import contextlib
+    import io
+
+    from booklore_sync.entry import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Never end with pytest's exit code 5 ("no tests collected"): a run narrowed by the
     caller (paths, -k, -m) that matched nothing is a clean, empty run (0); the whole suite

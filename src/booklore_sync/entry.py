@@ -29,6 +29,26 @@ def _setting_variables() -> bool:
     return any(k.startswith("BOOKLORE_SYNC_") and k not in _NOT_SETTINGS for k in os.environ)
 
 
+def _skip_httpx_command_line() -> None:
+    """Spare every start the import of httpx's own command line (``httpx._main`` loads
+    click and pygments when they are installed, ~0.1 s): this program never calls it.
+    ``httpx.main`` is still there and loads the real one on first use."""
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    import types
+
+    stub = types.ModuleType("httpx._main")
+
+    def main(*args: object, **kwargs: object) -> object:
+        del sys.modules["httpx._main"]
+        import importlib
+
+        return importlib.import_module("httpx._main").main(*args, **kwargs)
+
+    stub.main = main  # type: ignore[attr-defined]
+    sys.modules["httpx._main"] = stub
+
+
 def _fast_path(argv: list[str]) -> int | None:
     if not argv or argv[0] not in ("status", "menu"):
         return None
@@ -79,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     if code is not None:
         sys.stdout.flush()
         sys.exit(code)
+    _skip_httpx_command_line()
     from booklore_sync.cli import main as cli_main
 
     cli_main(args)

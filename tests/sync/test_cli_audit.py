@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from booklore_sync.store import Store
-from tests.conftest import cli_json, run_cli
+from tests.conftest import cli_in_process, cli_json, json_of, run_cli, run_many
 from tests.sync.conftest import make_env
 
 FP_A = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -128,14 +128,23 @@ def test_global_options_before_or_after_the_command(home, args):
 
 
 def test_unknown_flag_with_json_gives_the_error_object_for_every_command(home):
-    for command in SPEC_FLAGS:
-        for args in (("--json", *command, "--no-such-flag"), (*command, "--no-such-flag",
-                                                               "--json")):
-            code, data = cli_json(*args)
-            assert code == 2, args
-            _error_object(data, 2)
-            assert data["error"]["type"] == "usage"
-            assert set(data) == {"error", "exit_code"}, args
+    calls = [args for command in SPEC_FLAGS
+             for args in (("--json", *command, "--no-such-flag"),
+                          (*command, "--no-such-flag", "--json"))]
+    # a few through the real entry point in a process, the rest called in this process
+    real = {calls[0], calls[1], calls[-1]}
+    answers = dict(zip(real, map(json_of, run_many(*real)), strict=True))
+    for args in calls:
+        if args in real:
+            code, data = answers[args]
+        else:
+            code, out, err = cli_in_process(*args)
+            assert "Traceback" not in err, args
+            data = json.loads(out)
+        assert code == 2, args
+        _error_object(data, 2)
+        assert data["error"]["type"] == "usage"
+        assert set(data) == {"error", "exit_code"}, args
 
 
 # ----------------------------------------------------------------- §3, §6.1 files

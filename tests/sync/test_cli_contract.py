@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 from booklore_sync.store import Store
-from tests.conftest import cli_json, run_cli
+from tests.conftest import cli_json, json_of, run_cli, run_many
 from tests.sync.conftest import make_config, make_env, open_store, scan_into
 
 FP_A = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -182,10 +182,12 @@ def test_changing_commands_take_the_lock(home, emu):
     s.close()
     holder = _hold_lock(home)
     try:
-        for args in (("clear-pending", "--all", "--yes"), ("clear-cache",),
-                     ("advanced", "clear-history", "--all", "--yes"),
-                     ("link", FP_A, "1")):
-            code, data = cli_json(*args, "--json", env=make_env(emu.base_url))
+        commands = (("clear-pending", "--all", "--yes"), ("clear-cache",),
+                    ("advanced", "clear-history", "--all", "--yes"), ("link", FP_A, "1"))
+        # each waits the lock's 5 s: all at once while it is held
+        procs = run_many(*((*args, "--json") for args in commands), env=make_env(emu.base_url))
+        for args, proc in zip(commands, procs, strict=True):
+            code, data = json_of(proc)
             assert code == 4, args
             assert data["error"]["type"] == "locked"
             assert f"(process {holder.pid})" in data["error"]["message"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import cli_json, run_cli
+from tests.conftest import cli_json, json_of, run_cli, run_many
 from tests.sync.conftest import make_config, make_env, open_store, scan_into
 
 ZERO = {"synced": 0, "failed": 0, "skipped": 0}
@@ -65,12 +65,15 @@ def test_sync_lock_held_exit_4(home, emu):
                               env=dict(os.environ))
     try:
         assert holder.stdout.readline().strip() == "held"
-        code, data = cli_json("sync", "--json", env=make_env(emu.base_url))
+        # each waits the lock's 5 s: all at once while it is held
+        sync_json, sync_text, match_json = run_many(
+            ("sync", "--json"), ("sync",), ("match", "--json"), env=make_env(emu.base_url))
+        code, data = json_of(sync_json)
         assert code == 4
         assert data["offline"] is False and all(data[q] == ZERO for q in QUEUES)
-        proc = run_cli("sync", env=make_env(emu.base_url))
+        proc = sync_text
         assert proc.returncode == 4 and "sync already in progress" in proc.stderr
-        code, data = cli_json("match", "--json", env=make_env(emu.base_url))
+        code, data = json_of(match_json)
         assert code == 4 and data["matched"] == 0 and data["still_unmatched"] == 0
         assert data["error"]["type"] == "locked" and data["exit_code"] == 4
     finally:

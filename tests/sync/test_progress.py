@@ -4,6 +4,7 @@ protection, positions by book id, KOReader's status, Sync switched off (spec §4
 from __future__ import annotations
 
 import time
+import weakref
 
 import pytest
 
@@ -57,8 +58,16 @@ def puts(emu) -> list[dict]:
             and e["path"].startswith("/api/koreader/syncs/progress")]
 
 
+_READERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def book(emu, book_id: int) -> dict:
-    return client(emu).get_book(book_id).raw
+    # one reading client per emulator: a new client per look-up would log in each time,
+    # and logins are spaced a second apart
+    reader = _READERS.get(emu)
+    if reader is None:
+        reader = _READERS[emu] = client(emu)
+    return reader.get_book(book_id).raw
 
 
 def history(cfg) -> list[tuple[str, str]]:

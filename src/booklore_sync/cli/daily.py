@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from booklore_sync import render
 from booklore_sync.actions.base import (
     CONFIG,
     EXIT_INTERRUPTED,
@@ -40,6 +39,7 @@ from booklore_sync.store import QUEUES
              "  booklore-sync status --verbose\n\n  booklore-sync status --json")
 def status(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """View Pending Sessions: book cache, pending uploads, progress history (read-only). With -v, the pending items grouped by book with the reason each waits."""
+    from booklore_sync import render  # loads the client (httpx): only when needed
     from booklore_sync.status import read_status
     from booklore_sync.store import StoreError
 
@@ -98,6 +98,7 @@ def sync(
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Sync Pending Now: upload every queue to BookLore (ratings, annotations, bookmarks, progress, sessions), exactly once."""
+    from booklore_sync import render  # loads the client (httpx): only when needed
     from booklore_sync.actions.sync import run_sync
 
     cfg = load_config()
@@ -145,6 +146,8 @@ def _sync_error_kind(report, interrupted: bool) -> str | None:  # type: ignore[n
 
 
 def _first_error(report, outcome) -> str:  # type: ignore[no-untyped-def]
+    from booklore_sync import render
+
     lines = render.sync_problems(report, outcome.url)
     errors = [line for line in lines if line.startswith("Error: ")]
     text = (errors or lines or ["interrupted"])[0]
@@ -152,6 +155,7 @@ def _first_error(report, outcome) -> str:  # type: ignore[no-untyped-def]
 
 
 def _dry_run(cfg) -> None:  # type: ignore[no-untyped-def]
+    from booklore_sync import render  # loads the client (httpx): only when needed
     from booklore_sync.actions.dry_run import dry_run
 
     result = dry_run(cfg)
@@ -182,6 +186,7 @@ def match(
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Match Unmatched Books: by fingerprint and ISBN, then (on a terminal) by hand. Pending items of newly matched books are uploaded before it returns."""
+    from booklore_sync import render  # loads the client (httpx): only when needed
     from booklore_sync.actions.match import run_match
 
     cfg = load_config()

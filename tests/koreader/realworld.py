@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from booklore_sync.koreader.luatable import as_list, parse_file
-
-REALWORLD = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "realworld"
+from tests.conftest import REALWORLD  # noqa: E402  (one place says where the corpus is)
 
 
 def corpus() -> Path:

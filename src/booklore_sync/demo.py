@@ -38,6 +38,19 @@ def _print(*parts: object) -> None:
     print(*parts, file=_Out.stream, flush=True)
 
 
+def _sync_and_say(cfg: Any) -> Any:
+    """One sync, its messages and summary printed; the report."""
+    from booklore_sync import render
+    from booklore_sync.actions.sync import sync_once
+
+    report = sync_once(cfg)
+    for message in report.messages + report.config_errors:
+        _print(message)
+    for line in render.sync_summary(report):
+        _print(line)
+    return report
+
+
 def _step(title: str) -> None:
     _print(f"\n== {title} ==")
 
@@ -72,8 +85,6 @@ def _queued_per_book(store: Store) -> list[str]:
 
 def run_demo(keep: Path | None = None, *, json_out: bool = False) -> int:
     """The demo; with ``json_out`` one JSON object on stdout (the story on stderr)."""
-    from booklore_sync import render
-    from booklore_sync.actions.sync import sync_once
     from booklore_sync.emulator import start_emulator
     from booklore_sync.koreader.sample import build_sample_device
     from booklore_sync.koreader.scan import scan_source
@@ -144,11 +155,7 @@ def run_demo(keep: Path | None = None, *, json_out: bool = False) -> int:
             _print(status_text(status_data(store)))
 
         _step("booklore-sync sync")
-        report = sync_once(cfg)
-        for message in report.messages + report.config_errors:
-            _print(message)
-        for line in render.sync_summary(report):
-            _print(line)
+        report = _sync_and_say(cfg)
         _print(f"(exit code {report.exit_code})")
 
         _step("booklore-sync status --verbose")
@@ -165,11 +172,7 @@ def run_demo(keep: Path | None = None, *, json_out: bool = False) -> int:
             _print(f"  {what}: {server[key]}")
 
         _step("Second sync (nothing is sent twice)")
-        again = sync_once(cfg)
-        for message in again.messages + again.config_errors:
-            _print(message)
-        for line in render.sync_summary(again):
-            _print(line)
+        again = _sync_and_say(cfg)
         code = report.exit_code or again.exit_code
         if json_out:
             summary: dict[str, Any] = {"scan": data, "sync": report.to_json(),

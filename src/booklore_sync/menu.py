@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from booklore_sync import render
@@ -49,54 +50,57 @@ def _buttons(message: str) -> bool:
     return action == "clear"
 
 
+def _clear_dialog(cfg: Any, warning: str, choices: list[Any], question: str, confirm: str,
+                  run: Callable[[Any, list[str]], Any],
+                  line: Callable[[str, int], str]) -> dict[str, int] | None:
+    """The warning, a checklist, Clear Selected or Cancel; then ``run(cfg, selected)`` and
+    ``line(name, count)`` for each cleared name."""
+    from booklore_sync.interactive import checkbox
+
+    _say(warning)
+    selected = checkbox(question, choices)
+    if not selected or not _buttons(confirm):
+        _say("Cancelled; nothing was cleared.")
+        return None
+    try:
+        result = run(cfg, selected)
+    except ActionError as exc:
+        _say(exc.message)
+        return None
+    for name in selected:
+        _say(line(name, result.counts[name]))
+    counts: dict[str, int] = result.counts
+    return counts
+
+
 def clear_pending_dialog(cfg: Any) -> dict[str, int] | None:
     """Checklist of the non-empty queues, all pre-selected; Clear Selected or Cancel."""
     from booklore_sync.actions import clear
-    from booklore_sync.interactive import checkbox, choice
+    from booklore_sync.interactive import choice
 
     counts = clear.pending_counts(cfg)
     present = [name for name in QUEUES if counts[name] > 0]
     if not present:
         _say("Nothing is pending: all queues are empty.")
         return None
-    _say(CLEAR_PENDING_WARNING)
     choices = [choice(f"{QUEUE_LABELS[n]} ({counts[n]}) — {QUEUE_TABLES[n]}", n) for n in present]
     for c in choices:
         c.checked = True
-    selected = checkbox("Clear which pending queues?", choices)
-    if not selected or not _buttons("Clear the checked queues?"):
-        _say("Cancelled; nothing was cleared.")
-        return None
-    try:
-        result = clear.clear_pending(cfg, selected)
-    except ActionError as exc:
-        _say(exc.message)
-        return None
-    for name in selected:
-        _say(f"Cleared {result.counts[name]} pending {name}.")
-    return result.counts
+    return _clear_dialog(cfg, CLEAR_PENDING_WARNING, choices, "Clear which pending queues?",
+                         "Clear the checked queues?", clear.clear_pending,
+                         lambda name, n: f"Cleared {n} pending {name}.")
 
 
 def clear_history_dialog(cfg: Any) -> dict[str, int] | None:
     """Advanced → Clear…: the six ledgers, nothing pre-selected."""
     from booklore_sync.actions import clear
-    from booklore_sync.interactive import checkbox, choice
+    from booklore_sync.interactive import choice
 
     history = clear.history_counts(cfg)
-    _say(HISTORY_WARNING)
     choices = [choice(f"{HISTORY_LABELS[n]} ({history[n]})", n) for n in HISTORY_LABELS]
-    selected = checkbox("Clear which synced-history records?", choices)
-    if not selected or not _buttons("Clear the checked history?"):
-        _say("Cancelled; nothing was cleared.")
-        return None
-    try:
-        result = clear.clear_history(cfg, selected)
-    except ActionError as exc:
-        _say(exc.message)
-        return None
-    for name in selected:
-        _say(f"Cleared {result.counts[name]} rows of {HISTORY_LABELS[name].lower()}.")
-    return result.counts
+    return _clear_dialog(cfg, HISTORY_WARNING, choices, "Clear which synced-history records?",
+                         "Clear the checked history?", clear.clear_history,
+                         lambda name, n: f"Cleared {n} rows of {HISTORY_LABELS[name].lower()}.")
 
 
 # ------------------------------------------------------------------ the menu
@@ -122,6 +126,10 @@ def _loop(cfg: Any) -> int:
     )
     from booklore_sync.status import menu_counts
 
+    handlers: dict[str, Callable[[Any], Any]] = {
+        SYNC: _menu_sync, VIEW: _menu_view, MATCH: _menu_match,
+        CLEAR_PENDING: clear_pending_dialog, ADVANCED: _menu_advanced,
+        CLEAR_CACHE: _menu_clear_cache}
     last: str | None = None
     while True:
         counts, cache = menu_counts(str(cfg.store_path))
@@ -135,18 +143,9 @@ def _loop(cfg: Any) -> int:
         if action in (None, "close"):
             return 0
         last = action
-        if action == SYNC:
-            _menu_sync(cfg)
-        elif action == VIEW:
-            _menu_view(cfg)
-        elif action == MATCH:
-            _menu_match(cfg)
-        elif action == CLEAR_PENDING:
-            clear_pending_dialog(cfg)
-        elif action == ADVANCED:
-            _menu_advanced(cfg)
-        elif action == CLEAR_CACHE:
-            _menu_clear_cache(cfg)
+        handler = handlers.get(action)
+        if handler is not None:
+            handler(cfg)
 
 
 def _menu_sync(cfg: Any) -> None:

@@ -62,18 +62,8 @@ def sync_problems(report: SyncReport, url: str | None) -> list[str]:
 
 def queue_lines(report: SyncReport) -> list[str]:
     """``S: 12 synced, 1 failed, 2 skipped`` for each queue that had anything."""
-    lines = []
-    for q in QUEUES:
-        t = report.queues[q]
-        if not (t.synced or t.failed or t.skipped):
-            continue
-        parts = [f"{t.synced} synced"]
-        if t.failed:
-            parts.append(f"{t.failed} failed")
-        if t.skipped:
-            parts.append(f"{t.skipped} skipped")
-        lines.append(f"{LETTERS[q]}: {', '.join(parts)}")
-    return lines
+    return [f"{LETTERS[q]}: {counts}" for q in QUEUES
+            if (counts := report.queues[q].counts_text()) is not None]
 
 
 def reason_lines(report: SyncReport) -> list[str]:

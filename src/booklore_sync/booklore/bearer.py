@@ -49,12 +49,8 @@ class BearerAuth:
         scrub: Scrubber,
         clock: Callable[[], float],
     ) -> None:
-        self._t = transport
-        self._user = username
-        self._password = password
-        self._token_store = token_store
-        self._scrub = scrub
-        self._clock = clock
+        self._t, self._user, self._password = transport, username, password
+        self._token_store, self._scrub, self._clock = token_store, scrub, clock
         self.tokens = Tokens()
         self.gate = token_gate(transport.base, username)
         self.block: AuthError | None = None  # rejected / rate-limited / disabled

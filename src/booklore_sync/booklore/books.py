@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .core import ClientCore
 from .errors import AuthError, BookNotFoundError, NotFoundError, UnsupportedEndpointError
@@ -14,9 +16,21 @@ from .probe import BY_HASH, KO_BY_HASH, SEARCH
 __all__ = ["BooksMixin", "BOOKS"]
 
 log = logging.getLogger("booklore_sync.booklore")
+T = TypeVar("T")
 
 BOOKS = "/api/v1/books"
 
+
+
+def _each(data: list[Any], read: Callable[[Any], T], what: str) -> list[T]:
+    """The entries of a list answer ``read`` accepts; the others skipped (logged)."""
+    out = []
+    for item in data:
+        try:
+            out.append(read(item))
+        except ValueError:
+            log.debug("skipping %s", what)
+    return out
 
 class BooksMixin(ClientCore):
     """Finding books and reading their server state."""
@@ -133,13 +147,7 @@ class BooksMixin(ClientCore):
         data = self._call_json("GET", BOOKS, auth="bearer", params=params)
         if not isinstance(data, list):
             raise self._bad_shape("GET", BOOKS, 200, "not a list")
-        books = []
-        for item in data:
-            try:
-                books.append(Book.from_json(item))
-            except ValueError:
-                log.debug("skipping a book list entry without an id")
-        return books
+        return _each(data, Book.from_json, "a book list entry without an id")
 
     def search_books(self, *, title: str | None = None, isbn: str | None = None) -> list[SearchResult]:
         """``GET /api/v1/books/search`` (bearer; fork only). The ISBN is normalised and
@@ -170,13 +178,7 @@ class BooksMixin(ClientCore):
             if not isinstance(data, list):
                 raise self._bad_shape("GET", SEARCH, status, "not a list")
             self._observe("search", True)
-            out = []
-            for item in data:
-                try:
-                    out.append(SearchResult.from_json(item))
-                except ValueError:
-                    log.debug("skipping a search result without an id")
-            return out
+            return _each(data, SearchResult.from_json, "a search result without an id")
         if status == 500 or (status == 404 and extract_message(resp).startswith("Resource not found")):
             self._observe("search", False)
             raise UnsupportedEndpointError(

@@ -188,17 +188,21 @@ class ClientCore:
                                     idempotent=idempotent, follow=follow)
         if auth == "bearer":
             self._require("booklore", path, method)
-            assert self._bearer is not None
-            token, generation = self._bearer.access_token()
-            resp = self._t.exchange(method, path, headers={"Authorization": f"Bearer {token}"},
-                                    json_body=json_body, params=params, idempotent=idempotent, follow=follow)
+            bearer = self._bearer
+            assert bearer is not None
+
+            def send() -> tuple[httpx.Response, int]:
+                token, generation = bearer.access_token()
+                return self._t.exchange(method, path, headers={"Authorization": f"Bearer {token}"},
+                                        json_body=json_body, params=params, idempotent=idempotent,
+                                        follow=follow), generation
+
+            resp, generation = send()
             if resp.status_code != 401:
                 return resp
             log.info("%s %s: bearer refused (401); renewing the token and retrying once", method, path)
-            self._bearer.invalidate(generation)
-            token, _ = self._bearer.access_token()
-            return self._t.exchange(method, path, headers={"Authorization": f"Bearer {token}"},
-                                    json_body=json_body, params=params, idempotent=idempotent, follow=follow)
+            bearer.invalidate(generation)
+            return send()[0]
         return self._t.exchange(method, path, json_body=json_body, params=params, idempotent=idempotent,
                                 follow=follow)
 

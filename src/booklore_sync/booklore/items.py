@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .models import _opt_int, from_wire
+from .models import WireRecord, _opt_int
 
 __all__ = ["ServerItem", "Annotation", "NoteV2", "NoteV1", "Bookmark", "StatusResult"]
 
@@ -32,7 +32,7 @@ class ServerItem(dict[str, Any]):
 
 
 @dataclass(frozen=True)
-class Annotation:
+class Annotation(WireRecord):
     id: int
     book_id: int | None
     cfi: str | None
@@ -44,13 +44,9 @@ class Annotation:
     updated_at: datetime | None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, o: dict[str, Any]) -> Annotation:
-        return from_wire(cls, o)
-
 
 @dataclass(frozen=True)
-class NoteV2:
+class NoteV2(WireRecord):
     id: int
     book_id: int | None
     cfi: str | None
@@ -61,13 +57,9 @@ class NoteV2:
     updated_at: datetime | None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, o: dict[str, Any]) -> NoteV2:
-        return from_wire(cls, o)
-
 
 @dataclass(frozen=True)
-class NoteV1:
+class NoteV1(WireRecord):
     id: int
     book_id: int | None
     title: str | None
@@ -75,13 +67,9 @@ class NoteV1:
     updated_at: datetime | None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, o: dict[str, Any]) -> NoteV1:
-        return from_wire(cls, o)
-
 
 @dataclass(frozen=True)
-class Bookmark:
+class Bookmark(WireRecord):
     id: int
     book_id: int | None
     cfi: str | None
@@ -92,13 +80,9 @@ class Bookmark:
     created_at: datetime | None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, o: dict[str, Any]) -> Bookmark:
-        return from_wire(cls, o)
-
 
 @dataclass(frozen=True)
-class StatusResult:
+class StatusResult(WireRecord):
     """One entry of ``POST /api/v1/books/status``'s answer."""
 
     book_id: int
@@ -106,10 +90,6 @@ class StatusResult:
     read_status_modified_time: datetime | None
     date_finished: datetime | None
     raw: dict[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, o: dict[str, Any]) -> StatusResult:
-        return from_wire(cls, o)
 
 
 def parse_items(data: list[dict[str, Any]], kind: type[Any]) -> list[Any]:

@@ -175,17 +175,31 @@ def _camel(name: str) -> str:
 def from_wire(cls: type[T], obj: dict[str, Any]) -> T:
     """A frozen record from the server's JSON object, read field by field: each field
     ``some_name`` comes from the key ``someName`` (or ``field(metadata={"key": …})``),
-    converted by its annotation (``int`` is required; ``X | None`` is lenient);
-    ``raw`` keeps the whole object."""
+    converted by its annotation (``int`` is required; ``X | None`` is lenient) or by
+    ``metadata={"read": …}``; ``raw`` keeps the whole object.  Not an object:
+    ``ValueError``."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"not a {cls.__name__} object")
     values: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         if f.name == "raw":
             values["raw"] = obj
             continue
-        read = _READERS[str(f.type)]
+        read = f.metadata.get("read") or _READERS[str(f.type)]
         key = f.metadata.get("key", _camel(f.name))
         values[f.name] = read(obj[key]) if read is int else read(obj.get(key))
     return cls(**values)
+
+
+W = TypeVar("W", bound="WireRecord")
+
+
+class WireRecord:
+    """A record read from the server's JSON by :func:`from_wire` (its ``from_json``)."""
+
+    @classmethod
+    def from_json(cls: type[W], obj: dict[str, Any]) -> W:
+        return from_wire(cls, obj)
 
 
 # --------------------------------------------------------------------------- reads
@@ -296,7 +310,7 @@ class RatingResult:
 
 
 @dataclass(frozen=True)
-class KoreaderProgress:
+class KoreaderProgress(WireRecord):
     """``GET /api/koreader/syncs/progress/{document}``. ``percentage`` is a fraction
     0–1; ``timestamp`` is epoch seconds of the last KOReader push (server clock).
     ``device``/``device_id`` are always ``"BookLore"`` on BookLore."""
@@ -306,21 +320,7 @@ class KoreaderProgress:
     percentage: float | None
     timestamp: int | None
     device: str | None
-    device_id: str | None
+    device_id: str | None = field(metadata={"key": "device_id"})
     raw: dict[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> KoreaderProgress:
-        if not isinstance(obj, dict):
-            raise ValueError("not a progress object")
-        return cls(
-            document=_opt_str(obj.get("document")),
-            progress=_opt_str(obj.get("progress")),
-            percentage=_opt_float(obj.get("percentage")),
-            timestamp=_opt_int(obj.get("timestamp")),
-            device=_opt_str(obj.get("device")),
-            device_id=_opt_str(obj.get("device_id")),
-            raw=obj,
-        )
 
 

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from .models import (
+    WireRecord,
     _dict_or,
     _list_or_empty,
-    _opt_float,
     _opt_int,
     _opt_str,
     _utc_whole,
@@ -21,6 +21,11 @@ from .models import (
 )
 
 __all__ = ["SessionIn", "ServerSession", "SessionPage", "BatchResult"]
+
+
+def _strict_time(value: Any) -> datetime | None:
+    """A session's time: absent is None, a malformed one is an error (``ValueError``)."""
+    return parse_time(_opt_str(value))
 
 
 @dataclass(frozen=True)
@@ -83,14 +88,14 @@ class SessionIn:
 
 
 @dataclass(frozen=True)
-class ServerSession:
+class ServerSession(WireRecord):
     """One item of ``GET /api/v1/reading-sessions/book/{id}`` (§3.12)."""
 
     id: int | None
     book_id: int | None
     book_type: str | None
-    start_time: datetime | None
-    end_time: datetime | None
+    start_time: datetime | None = field(metadata={"read": _strict_time})
+    end_time: datetime | None = field(metadata={"read": _strict_time})
     duration_seconds: int | None
     start_progress: float | None
     end_progress: float | None
@@ -101,25 +106,6 @@ class ServerSession:
 
     def key(self) -> tuple[datetime | None, datetime | None, int | None]:
         return (_whole_seconds(self.start_time), _whole_seconds(self.end_time), self.duration_seconds)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> ServerSession:
-        if not isinstance(obj, dict):
-            raise ValueError("not a session object")
-        return cls(
-            id=_opt_int(obj.get("id")),
-            book_id=_opt_int(obj.get("bookId")),
-            book_type=_opt_str(obj.get("bookType")),
-            start_time=parse_time(_opt_str(obj.get("startTime"))),
-            end_time=parse_time(_opt_str(obj.get("endTime"))),
-            duration_seconds=_opt_int(obj.get("durationSeconds")),
-            start_progress=_opt_float(obj.get("startProgress")),
-            end_progress=_opt_float(obj.get("endProgress")),
-            progress_delta=_opt_float(obj.get("progressDelta")),
-            start_location=_opt_str(obj.get("startLocation")),
-            end_location=_opt_str(obj.get("endLocation")),
-            raw=obj,
-        )
 
 
 @dataclass(frozen=True)

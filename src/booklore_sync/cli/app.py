@@ -12,6 +12,9 @@ from booklore_sync import __version__
 
 SETUP, DAILY, MAINTENANCE, TOOLS = "Set-up", "Daily", "Maintenance", "Tools"
 JSON_HELP = "Print one JSON object on stdout (messages go to stderr)."
+#: the options many commands share (one definition; Typer only reads them)
+JSON_OPTION: bool = typer.Option(False, "--json", help=JSON_HELP)
+YES_OPTION: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 
 app = typer.Typer(
     no_args_is_help=False,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
 from booklore_sync.actions.base import ActionError
-from booklore_sync.cli.app import JSON_HELP, MAINTENANCE, advanced_app, app
+from booklore_sync.cli.app import JSON_OPTION, MAINTENANCE, YES_OPTION, advanced_app, app
 from booklore_sync.cli.common import (
     G,
     checked_url,
@@ -19,13 +22,18 @@ from booklore_sync.cli.common import (
 )
 from booklore_sync.store import QUEUES
 
-HISTORY_WARNING = (
-    "Warning: synced history is what stops an item being sent twice. Clearing a ledger lets "
-    "the next scan queue those items again; the next sync then settles what the server "
-    "still holds and sends again what it no longer has. Clearing the discarded list lets "
-    "the next scan queue items you cleared from the pending queues. Pending queues are not "
-    "touched (use Clear Pending for those)."
-)
+
+def _clear(run: Callable[[], Any], chosen: list[str], line: Callable[[str, int], str]) -> None:
+    """Run a confirmed clear; its JSON, or a line per cleared name."""
+    try:
+        result = run()
+    except ActionError as exc:
+        fail(exc)
+    if G.json:
+        out_json(result.to_json())
+        return
+    for name in chosen:
+        typer.echo(line(name, result.counts[name]))
 
 
 def _ask(question: str) -> bool:
@@ -38,7 +46,7 @@ def _ask(question: str) -> bool:
              "  booklore-sync books --unmatched --json")
 def books(
     unmatched: bool = typer.Option(False, "--unmatched", help="Only books without a BookLore ID."),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """List the cached books: path, fingerprint, BookLore ID (or -), how matched, pending counts."""
     from booklore_sync.actions.base import session
@@ -73,7 +81,7 @@ def link(
     book: str = typer.Argument(..., help="A fingerprint, a local or device path, a file name, "
                                "or a title of a cached book."),
     booklore_id: int = typer.Argument(..., help="The BookLore book ID."),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Match one cached book to a BookLore book ID by hand (its items go with the next sync)."""
     from booklore_sync.actions.match import link_book
@@ -96,6 +104,20 @@ def _selected(flags: dict[str, bool], all_flag: bool, names: tuple[str, ...]) ->
     return [name for name in names if flags.get(name)]
 
 
+def _choose(chosen: list[str], dialog: Callable[[Any], Any], missing: str,
+            ) -> tuple[Any, list[str], bool] | None:
+    """The configuration, the names chosen by flag and whether a terminal may ask; None
+    when no name was given and the dialog ran instead (no terminal: a usage error)."""
+    cfg = load_config()
+    interactive = is_interactive() and not G.json
+    if not chosen:
+        if not interactive:
+            usage(f"name the {missing}")
+        dialog(cfg)
+        return None
+    return cfg, chosen, interactive
+
+
 @app.command("clear-pending", rich_help_panel=MAINTENANCE, epilog="Examples:\n\n"
              "  booklore-sync clear-pending\n\n  booklore-sync clear-pending --sessions --yes")
 def clear_pending(
@@ -105,25 +127,21 @@ def clear_pending(
     bookmarks: bool = typer.Option(False, "--bookmarks", help="Clear pending bookmarks."),
     progress: bool = typer.Option(False, "--progress", help="Clear pending progress updates."),
     all_: bool = typer.Option(False, "--all", help="Clear all five queues."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    yes: bool = YES_OPTION,
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Clear Pending: permanently discard queued items (no undo)."""
     from booklore_sync.actions import clear
+    from booklore_sync.menu import clear_pending_dialog
 
-    cfg = load_config()
     flags = {"sessions": sessions, "annotations": annotations, "ratings": ratings,
              "bookmarks": bookmarks, "progress": progress}
-    chosen = _selected(flags, all_, QUEUES)
-    interactive = is_interactive() and not G.json
-    if not chosen:
-        if not interactive:
-            usage("name the queues to clear (--sessions, --annotations, --ratings, "
-                  "--bookmarks, --progress or --all); the checklist needs a terminal")
-        from booklore_sync.menu import clear_pending_dialog
-
-        clear_pending_dialog(cfg)
+    picked = _choose(_selected(flags, all_, QUEUES), clear_pending_dialog,
+                     "queues to clear (--sessions, --annotations, --ratings, --bookmarks, "
+                     "--progress or --all); the checklist needs a terminal")
+    if picked is None:
         return
+    cfg, chosen, interactive = picked
     if not yes:
         if not interactive:
             usage("clearing pending items cannot be undone; add --yes to confirm "
@@ -134,20 +152,13 @@ def clear_pending(
                     "There is no undo."):
             err("Cancelled; nothing was cleared.")
             return
-    try:
-        result = clear.clear_pending(cfg, chosen)
-    except ActionError as exc:
-        fail(exc)
-    if G.json:
-        out_json(result.to_json())
-        return
-    for q in chosen:
-        typer.echo(f"Cleared {result.counts[q]} pending {q}.")
+    _clear(lambda: clear.clear_pending(cfg, chosen), chosen,
+           lambda q, n: f"Cleared {n} pending {q}.")
 
 
 @app.command("clear-cache", rich_help_panel=MAINTENANCE,
              epilog="Example:\n\n  booklore-sync clear-cache")
-def clear_cache(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def clear_cache(json_out: bool = JSON_OPTION) -> None:
     """Clear Cache: remove every cached book at once (queues, history and manual links stay; the next scan rebuilds it)."""
     from booklore_sync.actions import clear
 
@@ -168,8 +179,8 @@ def clear_cache(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) 
 @advanced_app.command("rematch-all", epilog="Example:\n\n  booklore-sync advanced "
                       "rematch-all --yes")
 def rematch_all(
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    yes: bool = YES_OPTION,
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Re-match All Books in Cache: forget every stored book ID (manual links included) and resolve them again."""
     from booklore_sync.actions.match import run_rematch
@@ -220,26 +231,22 @@ def clear_history(
     discarded: bool = typer.Option(False, "--discarded",
                                    help="The list of items discarded by Clear Pending."),
     all_: bool = typer.Option(False, "--all", help="The five ledgers (not --discarded)."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    yes: bool = YES_OPTION,
+    json_out: bool = JSON_OPTION,
 ) -> None:
     """Clear synced-history ledgers (pending queues are not touched)."""
     from booklore_sync.actions import clear
-    from booklore_sync.menu import HISTORY_LABELS, clear_history_dialog
+    from booklore_sync.menu import HISTORY_LABELS, HISTORY_WARNING, clear_history_dialog
 
-    cfg = load_config()
     flags = {"sessions": sessions, "annotations": annotations, "bookmarks": bookmarks,
              "ratings": ratings, "progress": progress}
-    chosen = _selected(flags, all_, clear.HISTORY_CHOICES)
-    if discarded:
-        chosen.append("discarded")
-    interactive = is_interactive() and not G.json
-    if not chosen:
-        if not interactive:
-            usage("name the ledgers to clear (--sessions, --annotations, --bookmarks, "
-                  "--ratings, --progress, --discarded or --all); the dialog needs a terminal")
-        clear_history_dialog(cfg)
+    picked = _choose(_selected(flags, all_, clear.HISTORY_CHOICES) + ["discarded"] * discarded,
+                     clear_history_dialog,
+                     "ledgers to clear (--sessions, --annotations, --bookmarks, --ratings, "
+                     "--progress, --discarded or --all); the dialog needs a terminal")
+    if picked is None:
         return
+    cfg, chosen, interactive = picked
     err(HISTORY_WARNING)
     if not yes:
         if not interactive:
@@ -247,12 +254,5 @@ def clear_history(
         if not _ask("Clear the selected history?"):
             err("Cancelled; nothing was cleared.")
             return
-    try:
-        result = clear.clear_history(cfg, chosen)
-    except ActionError as exc:
-        fail(exc)
-    if G.json:
-        out_json(result.to_json())
-        return
-    for name in chosen:
-        typer.echo(f"Cleared {result.counts[name]} rows of {HISTORY_LABELS[name].lower()}.")
+    _clear(lambda: clear.clear_history(cfg, chosen), chosen,
+           lambda name, n: f"Cleared {n} rows of {HISTORY_LABELS[name].lower()}.")

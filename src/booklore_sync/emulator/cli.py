@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from . import flavours
 from .server import Emulator, start_emulator
@@ -65,27 +67,6 @@ def _json_line(emu: Emulator) -> str:
                        "server_version": emu.state.server_version,
                        "accounts": {"user": account("user"), "koreader": account("koreader_user"),
                                     "admin": account("admin")}})
-
-
-def run_emulator_cli(
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    library: str | os.PathLike[str] | None = None,
-    mode: str = "fork",
-    state_file: str | os.PathLike[str] | None = None,
-    user: str | tuple[str, str] | None = None,
-    koreader_user: str | tuple[str, str] | None = None,
-    admin: str | tuple[str, str] | None = None,
-    control: bool | None = None,
-    no_spa_fallback: bool = False,
-    fixed_bugs: bool = False,
-    seed: str | os.PathLike[str] | None = None,
-) -> int:
-    """The original entry point (its signature is kept); ``serve_emulator`` has every
-    option."""
-    return serve_emulator(host=host, port=port, library=library, mode=mode, state_file=state_file,
-                          user=user, koreader_user=koreader_user, admin=admin, control=control,
-                          no_spa_fallback=no_spa_fallback, fixed_bugs=fixed_bugs, seed=seed)
 
 
 def serve_emulator(
@@ -172,6 +153,21 @@ def serve_emulator(
         emu.stop()
         restore()
     return 0
+
+
+#: the original entry point's parameters: serve_emulator's first twelve, in order
+_ORIGINAL = inspect.Signature(list(inspect.signature(serve_emulator).parameters.values())[:12],
+                              return_annotation="int")
+
+
+def run_emulator_cli(*args: Any, **kwargs: Any) -> int:
+    """The original entry point (its signature is kept: the first twelve parameters of
+    ``serve_emulator``, which has every option)."""
+    _ORIGINAL.bind(*args, **kwargs)  # TypeError for anything the original did not take
+    return serve_emulator(*args, **kwargs)
+
+
+run_emulator_cli.__signature__ = _ORIGINAL  # type: ignore[attr-defined]
 
 
 def _on_off(value: bool | str) -> bool:

@@ -66,12 +66,8 @@ class ApiError(Exception):
                  *, empty: bool = False, response: Response | None = None,
                  kind: str | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
-        self.status = status
-        self.message = message
-        self.details = details
-        self.empty = empty
-        self.response = response
+        self.kind, self.status, self.message, self.details = kind, status, message, details
+        self.empty, self.response = empty, response
 
 
 @dataclass

@@ -52,15 +52,10 @@ class FaultRule:
         headers = spec.get("headers") or {}
         if not isinstance(headers, dict):
             raise FaultError("'headers' is an object")
-        self.id = rule_id
-        self.method = str(spec.get("method", "*")).upper()
-        self.path = path
-        self.match = match
-        self.skip = skip
-        self.times = times
-        self.remaining = times
-        self.action = action
-        self.status = status
+        self.id, self.method = rule_id, str(spec.get("method", "*")).upper()
+        self.path, self.match, self.skip = path, match, skip
+        self.times = self.remaining = times
+        self.action, self.status = action, status
         self.body = spec.get("body", _MISSING)
         self.headers = {str(k): str(v) for k, v in headers.items()}
         self.delay_ms = int(spec.get("delay_ms") or 0)

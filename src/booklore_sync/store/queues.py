@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from booklore_sync.common.vocab import QUEUE_BY_NAME, QueueState
+from booklore_sync.common.vocab import QUEUE_BY_NAME
 from booklore_sync.store.edits import edit_payload, ledger_rows, queued_edit
 from booklore_sync.store.ledger import LedgerMixin
 from booklore_sync.store.queries import KEY_COLUMNS, QUEUES
+from booklore_sync.store.queue_rows import (
+    PENDING,
+    Row,
+    batchable,
+    insert_sql,
+    payload_json,
+    run_ops,
+    split,
+    status_of,
+    wants_cfi_refresh,
+)
 from booklore_sync.store.types import (
     ALREADY_QUEUED,
     ALREADY_SYNCED,
@@ -29,122 +40,6 @@ from booklore_sync.store.types import (
     key_text,
     utcnow,
 )
-
-# (fingerprint, key values, payload, payload JSON, last_error)
-Row = tuple[str, tuple[Any, ...], "dict[str, Any] | None", str, "str | None"]
-
-# the arity of each single method's positional arguments (fingerprint first)
-_ARITY = {"annotations": (5, 6), "bookmarks": (3, 4), "sessions": (3, 3), "ratings": (2, 3),
-          "progress": (3, 4)}
-_PENDING = QueueState.PENDING.value
-
-
-def _payload_json(payload: dict[str, Any] | None) -> str:
-    return json.dumps(payload or {}, ensure_ascii=False, sort_keys=True)
-
-
-def _batch_json() -> Callable[[Any], str]:
-    """``_payload_json`` without making an encoder per call (the C encoder when there is
-    one; no circular check: a circular payload fails here either way and goes to the
-    single path, which says so).  Same output, byte for byte."""
-    import json.encoder as json_encoder
-
-    c_make_encoder = getattr(json_encoder, "c_make_encoder", None)
-    if c_make_encoder is None:  # pragma: no cover - other Pythons
-        return json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
-    enc = c_make_encoder(None, json.JSONEncoder().default, json_encoder.encode_basestring, None,
-                         ": ", ", ", True, False, True)
-    return lambda o: "".join(enc(o, 0))
-
-
-_BATCH_JSON = _batch_json()
-
-
-def _split(queue: str, row: Sequence[Any]) -> tuple[str, tuple[Any, ...], Any, str | None]:
-    """(fingerprint, key values, payload, last_error) from a single method's arguments,
-    with the conversions the single methods make (``int``, ``float``)."""
-    n = len(row)
-    lo, hi = _ARITY[queue]
-    if not lo <= n <= hi:
-        raise TypeError(f"enqueue {queue}: {n} values given, {lo}..{hi} expected")
-    if queue == "annotations":
-        return row[0], (row[1], row[2], row[3]), row[4], row[5] if n == 6 else None
-    if queue == "bookmarks":
-        return row[0], (row[1],), row[2], row[3] if n == 4 else None
-    if queue == "sessions":
-        return row[0], (int(row[1]),), row[2], None
-    if queue == "ratings":
-        return row[0], (int(row[1]),), row[2] if n == 3 else None, None
-    return row[0], (row[1], float(row[2])), row[3] if n == 4 else None, None
-
-
-def _text(v: Any) -> bool:
-    """A str SQLite can store (UTF-8: no lone surrogates)."""
-    if type(v) is not str:
-        return False
-    if v.isascii():
-        return True
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _status_of(payload_json: str | None) -> tuple[Any, Any]:
-    """(status, status_modified) of a progress payload as stored (JSON text)."""
-    try:
-        data = json.loads(payload_json) if payload_json else {}
-    except ValueError:
-        return (None, None)
-    if not isinstance(data, dict):
-        return (None, None)
-    return (data.get("status"), data.get("status_modified"))
-
-
-def _batchable(queue: str, row: Sequence[Any]) -> Row | None:
-    """The row for a batch, or None when it must go alone (values not of their columns'
-    natural types, or not storable: lone surrogates, NaN, out-of-range integers), so
-    that it fails where a single call fails without taking its batch with it."""
-    try:
-        fp, keys, payload, last_error = _split(queue, row)
-        if queue in ("annotations", "bookmarks") and not all(_text(k) for k in keys):
-            return None
-        if queue == "progress" and (not _text(keys[0]) or keys[1] != keys[1]):
-            return None
-        if not _text(fp) or not (last_error is None or _text(last_error)):
-            return None
-        if type(keys[0]) is int and not -(1 << 63) <= keys[0] < (1 << 63):
-            return None
-        if payload is not None and type(payload) is not dict:
-            return None
-        pjson = _BATCH_JSON(payload or {})
-        if not _text(pjson):
-            return None
-    except Exception:  # noqa: BLE001 - the single path raises it in its place
-        return None
-    return fp, keys, payload, pjson, last_error
-
-
-def _wants_cfi_refresh(queue: str, state: str, stored_payload: str, stored_error: str | None,
-                       payload: dict[str, Any] | None, last_error: str | None) -> bool:
-    """A row queued without a position (no CFI yet) gets it once the book is at hand."""
-    return (state == _PENDING and last_error is None and bool(stored_error)
-            and queue in ("annotations", "bookmarks")
-            and bool((payload or {}).get("cfi"))
-            and not json.loads(stored_payload).get("cfi"))
-
-
-def _run_ops(conn: sqlite3.Connection, sql: dict[str, str],
-             ops: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """Run the statements in order, consecutive ones of a kind in one executemany."""
-    i = 0
-    while i < len(ops):
-        j = i
-        while j < len(ops) and ops[j][0] == ops[i][0]:
-            j += 1
-        conn.executemany(sql[ops[i][0]], [p for _k, p in ops[i:j]])
-        i = j
 
 
 class QueuesMixin(LedgerMixin):
@@ -172,9 +67,9 @@ class QueuesMixin(LedgerMixin):
         return self._enqueue_one("progress", (fingerprint, progress, percentage, payload))
 
     def _enqueue_one(self, queue: str, row: Sequence[Any]) -> str:
-        fp, keys, payload, last_error = _split(queue, row)
+        fp, keys, payload, last_error = split(queue, row)
         with self.transaction():
-            return self._apply(queue, [(fp, keys, payload, _payload_json(payload), last_error)])[0]
+            return self._apply(queue, [(fp, keys, payload, payload_json(payload), last_error)])[0]
 
     def enqueue_many(self, queue: str, rows: Iterable[Sequence[Any]]) -> list[str]:
         """Many ``enqueue_<queue>`` calls in a few statements; their outcomes, in order.
@@ -197,7 +92,7 @@ class QueuesMixin(LedgerMixin):
         out: list[str] = []
         batch: list[Row] = []
         for row in rows:
-            norm = _batchable(queue, row)
+            norm = batchable(queue, row)
             if (norm is None or len(batch) >= chunk) and batch:
                 with self.transaction():
                     out += self._apply(queue, batch)
@@ -222,8 +117,7 @@ class QueuesMixin(LedgerMixin):
         kind = QUEUE_BY_NAME[queue]
         table, history, cols = kind.queue_table, kind.history_table, kind.key_columns
         n = len(cols)
-        discards = self._execute("SELECT 1 FROM discarded_items WHERE queue = ? LIMIT 1",
-                                 (queue,)).fetchone() is not None
+        discards = self._any_discarded(queue)
         width = 2 + n + (1 if discards else 0)
         params: list[Any] = [queue] if discards else []  # the ? of `disc` comes first
         for i, (fp, keys, _p, _j, _e) in enumerate(batch):
@@ -234,13 +128,12 @@ class QueuesMixin(LedgerMixin):
         disc = (f"EXISTS (SELECT 1 FROM discarded_items d WHERE d.queue = ?"
                 f" AND d.item_key = v.column{3 + n})" if discards else "0")
         rows_sql = ",".join(["(" + ",".join("?" * width) + ")"] * len(batch))
-        found = self._execute(
+        found_by = self._lookup(
             f"SELECT v.column1, q.id, q.state, q.payload, q.last_error,"
             f" EXISTS (SELECT 1 FROM {history} h WHERE h.fingerprint = v.column2"
             f" AND {match.format(t='h')}), {disc}"
             f" FROM (VALUES {rows_sql}) AS v LEFT JOIN {table} q"
-            f" ON q.fingerprint = v.column2 AND {match.format(t='q')}", params).fetchall()
-        found_by = {r[0]: r for r in found}
+            f" ON q.fingerprint = v.column2 AND {match.format(t='q')}", params)
         edits = queue == "annotations"
         ledger = ledger_rows(self._conn, list(dict.fromkeys(
             (fp, *keys) for i, (fp, keys, *_r) in enumerate(batch) if found_by[i][5]))) \
@@ -264,15 +157,15 @@ class QueuesMixin(LedgerMixin):
                     if upd is None:
                         out.append(ALREADY_SYNCED)
                         continue
-                    pjson, last_error = _payload_json(upd), None
+                    pjson, last_error = payload_json(upd), None
                     ops.append(("insert", (fp, pjson, now, last_error, *keys)))
-                    state[key] = [_PENDING, pjson, last_error]
+                    state[key] = [PENDING, pjson, last_error]
                     out.append(UPDATED)
                 elif r[6]:
                     out.append(DISCARDED)
                 else:
                     ops.append(("insert", (fp, pjson, now, last_error, *keys)))
-                    state[key] = [_PENDING, pjson, last_error]
+                    state[key] = [PENDING, pjson, last_error]
                     out.append(QUEUED)
             elif edits and (edit := queued_edit(cur[0], cur[1], payload or {},
                                                 ledger.get(key))) is not None:
@@ -281,11 +174,11 @@ class QueuesMixin(LedgerMixin):
                     state[key] = None
                     out.append(ALREADY_SYNCED)
                 else:
-                    new_json = _payload_json(edit[1])
+                    new_json = payload_json(edit[1])
                     ops.append(("update", (new_json, None, *key)))
                     cur[1], cur[2] = new_json, None
                     out.append(UPDATED)
-            elif _wants_cfi_refresh(queue, cur[0], cur[1], cur[2], payload, last_error):
+            elif wants_cfi_refresh(queue, cur[0], cur[1], cur[2], payload, last_error):
                 ops.append(("update", (pjson, None, *key)))
                 cur[1], cur[2] = pjson, None
                 out.append(UPDATED)
@@ -293,13 +186,12 @@ class QueuesMixin(LedgerMixin):
                 out.append(ALREADY_QUEUED)
         where = " AND ".join(f"{c} = ?" for c in cols)
         sql = {
-            "insert": f"INSERT INTO {table}(fingerprint, payload, created_at, last_error,"
-                      f" {', '.join(cols)}) VALUES ({','.join('?' * (4 + n))})",
+            "insert": insert_sql(table, cols),
             "update": f"UPDATE {table} SET payload = ?, last_error = ? WHERE fingerprint = ?"
                       f" AND {where}",
             "delete": f"DELETE FROM {table} WHERE fingerprint = ? AND {where}",
         }
-        _run_ops(self._conn, sql, ops)
+        run_ops(self._conn, sql, ops)
         return out
 
     def _apply_latest(self, queue: str, batch: list[Row]) -> list[str]:
@@ -311,27 +203,24 @@ class QueuesMixin(LedgerMixin):
         for i, (fp, *_rest) in enumerate(batch):
             params += (i, fp)
         rows_sql = ",".join(["(?,?)"] * len(batch))
-        found = self._execute(
+        found_by = self._lookup(
             f"SELECT v.column1, q.id, {', '.join('q.' + c for c in cols)},"
             f" h.id, {', '.join('h.' + c for c in cols)}, q.payload, h.sent"
             f" FROM (VALUES {rows_sql}) AS v LEFT JOIN {table} q ON q.fingerprint = v.column2"
             f" LEFT JOIN {history} h ON h.id = (SELECT id FROM {history}"
-            f" WHERE fingerprint = v.column2 ORDER BY id DESC LIMIT 1)", params).fetchall()
-        found_by = {r[0]: r for r in found}
+            f" WHERE fingerprint = v.column2 ORDER BY id DESC LIMIT 1)", params)
         n = len(cols)
-        discards = self._execute("SELECT 1 FROM discarded_items WHERE queue = ? LIMIT 1",
-                                 (queue,)).fetchone() is not None
+        discards = self._any_discarded(queue)
         now = utcnow()
         sets = ", ".join(f"{c} = ?" for c in cols)
         sql = {
-            "insert": f"INSERT INTO {table}(fingerprint, payload, created_at, last_error,"
-                      f" {', '.join(cols)}) VALUES ({','.join('?' * (4 + n))})",
+            "insert": insert_sql(table, cols),
             # an engine that is sending the old value meanwhile will not move this row
             # to history: move_to_history(expected=...) checks the value it sent
             "update": f"UPDATE {table} SET {sets}, payload = ?, retry_count = 0,"
                       " last_error = NULL, last_status = NULL, last_attempt_at = NULL,"
                       " in_flight_at = NULL, abandoned_at = NULL,"
-                      f" state = '{_PENDING}' WHERE fingerprint = ?",
+                      f" state = '{PENDING}' WHERE fingerprint = ?",
             "delete": f"DELETE FROM {table} WHERE fingerprint = ?",
         }
         state: dict[str, tuple[Any, ...] | None] = {}
@@ -348,14 +237,14 @@ class QueuesMixin(LedgerMixin):
                 if queue == "progress" else None
             if row is not None and row == vals and (
                     new_status is None or fp in state
-                    or _status_of(r[3 + 2 * n]) == new_status):
+                    or status_of(r[3 + 2 * n]) == new_status):
                 out.append(ALREADY_QUEUED)
             elif row is not None and row == vals:
                 ops.append(("update", (*vals, pjson, fp)))
                 out.append(UPDATED)
             elif last is not None and last == vals and (
                     new_status is None or new_status[0] not in ("complete", "abandoned")
-                    or _status_of(r[4 + 2 * n]) == new_status):
+                    or status_of(r[4 + 2 * n]) == new_status):
                 # the value is what the server already has from us: a queued, different
                 # value would overwrite it with something older, so it goes too
                 if row is not None:
@@ -372,8 +261,16 @@ class QueuesMixin(LedgerMixin):
                 ops.append(("insert", (fp, pjson, now, None, *vals)))
                 state[fp] = vals
                 out.append(QUEUED)
-        _run_ops(self._conn, sql, ops)
+        run_ops(self._conn, sql, ops)
         return out
+
+    def _any_discarded(self, queue: str) -> bool:
+        return self._execute("SELECT 1 FROM discarded_items WHERE queue = ? LIMIT 1",
+                             (queue,)).fetchone() is not None
+
+    def _lookup(self, sql: str, params: Sequence[Any]) -> dict[int, Any]:
+        """The rows of a batch lookup by their batch index (the first column)."""
+        return {r[0]: r for r in self._execute(sql, params).fetchall()}
 
     def _is_discarded(self, queue: str, fingerprint: str, key: Sequence[Any]) -> bool:
         return self._execute(

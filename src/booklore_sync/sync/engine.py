@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from booklore_sync.booklore import errors as E
@@ -42,6 +41,7 @@ from booklore_sync.store.queries import QUEUES
 from booklore_sync.store.types import ServerIdentity
 from booklore_sync.sync import plan as P
 from booklore_sync.sync import reconcile as R
+from booklore_sync.sync import server_state as S
 from booklore_sync.sync.execute import Pool, RunState
 from booklore_sync.sync.ledger import Ledger
 from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engine's vocabulary)
@@ -53,7 +53,7 @@ from booklore_sync.sync.outcomes import (  # noqa: F401  (re-exported: the engin
     account_trouble,
 )
 from booklore_sync.sync.plan import RATING_GROUP_MAX  # noqa: F401
-from booklore_sync.sync.progress import parse_time, progress_unit
+from booklore_sync.sync.progress import progress_unit
 from booklore_sync.sync.reading import sessions_unit
 from booklore_sync.sync.report import SyncReport
 from booklore_sync.sync.resolve import Known, Resolver, ServerLost, caps_of
@@ -321,29 +321,7 @@ class SyncEngine:
             return
         device = str(self.settings.get("device.name") or "booklore-sync")
         raws = self._server_books(items, lambda i: True)
-        seen_at = datetime.now(timezone.utc).replace(microsecond=0)
-        units = []
-        for item in items:
-            known = self.books.get(item.fingerprint)
-            raw = known.book_raw if known is not None else None
-            if raw is None and item.book_id is not None:
-                raw = raws.get(item.book_id)
-            book_id = item.book_id if item.book_id is not None else (
-                known.book_id if known is not None else None)
-            status_seen = None
-            status = raw.get("readStatus") if raw is not None else None
-            if isinstance(status, str) and book_id is not None:
-                obs = self.store.observe_status(
-                    book_id, status, seen_at=seen_at.isoformat().replace("+00:00", "Z"))
-                status_seen = parse_time(obs.first_seen)
-            own = self.store.last_synced_progress(item.fingerprint, pushed_only=True)
-            last = self.store.last_synced_progress(item.fingerprint)
-            record = self.store.progress_record(item.fingerprint)
-            settled = last is not None and last == (str(item.key["progress"]),
-                                                    float(item.key["percentage"]))
-            units.append(P.ProgressUnit(item, raw, (str(own[0]), float(own[1])) if own else None,
-                                        pushed_at=record["pushed_at"], status_seen=status_seen,
-                                        position_settled=settled))
+        units = S.progress_units(self.store, items, self.books, raws)
         sync_off = threading.Event()
         self._execute(units, lambda w, u: progress_unit(w, u, device, sync_off))
         if sync_off.is_set():
@@ -361,14 +339,8 @@ class SyncEngine:
                 return
         raws = self._server_books(items)
 
-        def type_of(item: QueueItem) -> str | None:
-            known = self.books.get(item.fingerprint)
-            raw = known.book_raw if known is not None else None
-            if raw is None and item.book_id is not None:
-                raw = raws.get(item.book_id)
-            return P.session_book_type(item, raw)
-
-        units, outcomes = P.plan_sessions(items, type_of, BATCH_SIZE)
+        units, outcomes = P.plan_sessions(
+            items, lambda i: P.session_book_type(i, S.book_raw(self.books, raws, i)), BATCH_SIZE)
         self.ledger.record_all(outcomes)
         units = self._reconcile_sessions(units)
         every = [i for u in units for _, group in u.groups for i in group]
@@ -403,46 +375,7 @@ class SyncEngine:
 
     def _server_books(self, items: list[QueueItem],
                       wanted_for: Callable[[QueueItem], bool] = P.needs_server_type,
-                      ) -> dict[int, dict[str, Any] | None]:
-        """BookLore's Book of the matched books this run does not hold yet, for the
-        items ``wanted_for`` names (read concurrently, once per book): ``GET
-        /api/v1/books/{id}``, or without the BookLore account the by-hash lookup with
-        the KOReader account."""
-        wanted: dict[int, str] = {}
-        for item in items:
-            known = self.books.get(item.fingerprint)
-            if (wanted_for(item) and item.book_id is not None
-                    and (known is None or known.book_raw is None)):
-                wanted.setdefault(item.book_id, item.fingerprint)
-        caps = self.caps
-        bearer = self.state.alive("booklore")
-        by_hash = (not bearer and self.state.alive("koreader") and caps is not None
-                   and bool(caps.by_hash_koreader))
-        if not bearer and not by_hash:
-            return {}
-
-        def fetch(book_id: int) -> tuple[int, dict[str, Any] | None, str | None]:
-            if self.state.stop.is_set():
-                return book_id, None, None
-            try:
-                if bearer:
-                    return book_id, self.client.get_book(book_id).raw, None
-                found = self.client.book_by_hash(wanted[book_id])
-                raw = found.raw if found is not None else None
-                if raw is not None and raw.get("id") != book_id:
-                    raw = None  # the fingerprint names another book: not this one's state
-                return book_id, raw, None
-            except E.OfflineError as exc:
-                self.state.stop.set()
-                return book_id, None, str(exc)
-            except E.BookLoreError:
-                return book_id, None, None
-
-        raws: dict[int, dict[str, Any] | None] = {}
-        lost = None
-        for book_id, raw, offline in self.pool.run(fetch, list(wanted)):
-            raws[book_id] = raw
-            lost = lost or offline
-        if lost is not None:
-            raise ServerLost(lost)
-        return raws
+                      ) -> S.Raws:
+        """The server's Book of the items' books this run does not hold yet."""
+        return S.read_server_books(items, self.books, self.client, self.state, self.pool,
+                                   wanted_for)

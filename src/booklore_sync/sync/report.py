@@ -21,6 +21,17 @@ class QueueTally:
     fail_reasons: Counter[str] = field(default_factory=Counter)
     skip_reasons: Counter[str] = field(default_factory=Counter)
 
+    def counts_text(self) -> str | None:
+        """``12 synced, 1 failed, 2 skipped`` (None when the queue had nothing)."""
+        if not (self.synced or self.failed or self.skipped):
+            return None
+        parts = [f"{self.synced} synced"]
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        return ", ".join(parts)
+
     def as_json(self) -> dict[str, int]:
         return {"synced": self.synced, "failed": self.failed, "skipped": self.skipped}
 
@@ -123,14 +134,10 @@ class SyncReport:
         lines = []
         for q in QUEUES:
             t = self.queues[q]
-            if not (t.synced or t.failed or t.skipped):
+            counts = t.counts_text()
+            if counts is None:
                 continue
-            parts = [f"{t.synced} synced"]
-            if t.failed:
-                parts.append(f"{t.failed} failed")
-            if t.skipped:
-                parts.append(f"{t.skipped} skipped")
-            line = f"{LETTERS[q]}: {', '.join(parts)}"
+            line = f"{LETTERS[q]}: {counts}"
             reasons = [f"{n}× {r}" if n > 1 else r for r, n in t.fail_reasons.most_common(3)]
             reasons += [f"skipped: {n}× {r}" if n > 1 else f"skipped: {r}"
                         for r, n in t.skip_reasons.most_common(3)]

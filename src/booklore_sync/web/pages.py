@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -148,24 +149,29 @@ class Pages:
     async def clear_pending(self, request: Request, session: Session,
                             form: FormData | None) -> Response:
         chosen = [q for q in _list(form, "queue") if q in QUEUES]
+        return await self._clear(session, chosen, actions.clear_pending)
+
+    async def _clear(self, session: Session, chosen: list[str],
+                     run: Callable[[Any, list[str]], list[str]]) -> Response:
+        """Clear the chosen names (under the lock); their lines flashed on the menu."""
         if not chosen:
             session.flash.append("Nothing was selected; nothing was cleared.")
             return redirect("/")
+        return await self._flashed(session, run, chosen)
+
+    async def _flashed(self, session: Session, run: Callable[..., list[str] | str],
+                       *args: Any) -> Response:
+        """Run a quick action under the lock; its line(s) flashed on the menu."""
         try:
-            lines = await blocking(actions.clear_pending, self.web.config(), chosen)
+            said = await blocking(run, self.web.config(), *args)
         except actions.Busy as exc:
             return self.web.busy(session, exc)
-        session.flash.extend(lines)
+        session.flash.extend([said] if isinstance(said, str) else said)
         return redirect("/")
 
     async def clear_cache(self, request: Request, session: Session,
                           form: FormData | None) -> Response:
-        try:
-            text = await blocking(actions.clear_cache, self.web.config())
-        except actions.Busy as exc:
-            return self.web.busy(session, exc)
-        session.flash.append(text)
-        return redirect("/")
+        return await self._flashed(session, actions.clear_cache)
 
     # ---------------------------------------------------------- advanced
     async def advanced(self, request: Request, session: Session,
@@ -186,15 +192,7 @@ class Pages:
     async def clear_history(self, request: Request, session: Session,
                             form: FormData | None) -> Response:
         chosen = [n for n in _list(form, "ledger") if n in actions.HISTORY_ORDER]
-        if not chosen:
-            session.flash.append("Nothing was selected; nothing was cleared.")
-            return redirect("/")
-        try:
-            lines = await blocking(actions.clear_history, self.web.config(), chosen)
-        except actions.Busy as exc:
-            return self.web.busy(session, exc)
-        session.flash.extend(lines)
-        return redirect("/")
+        return await self._clear(session, chosen, actions.clear_history)
 
     # ---------------------------------------------------- manual matching
     async def manual(self, request: Request, session: Session,

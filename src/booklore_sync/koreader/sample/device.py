@@ -7,6 +7,7 @@ import random
 import shutil
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,7 @@ from booklore_sync.koreader.sample.content import (
     STATISTICS_VERSION,
     SampleDevice,
     _Epub,
+    _Mark,
 )
 from booklore_sync.koreader.sample.epubgen import (
     _date,
@@ -136,11 +138,17 @@ def _write_sidecar(books_dir: Path, file_name: str, data: dict[str, Any], mtime:
     return path
 
 
+def _tally(marks: Sequence[_Mark]) -> tuple[int, int]:
+    """(notes, plain highlights) among the marks (bookmarks are neither)."""
+    shown = [m for m in marks if m.kind != "bookmark"]
+    notes = sum(1 for m in shown if m.note)
+    return notes, len(shown) - notes
+
+
 def _epub_annotations(spec: _Epub, layout: _EpubLayout, reading: _Reading
                       ) -> tuple[list[dict[str, Any]], int, int]:
     """The sidecar's ``annotations`` (reading order) and (notes, plain highlights)."""
     items: list[tuple[tuple[int, int, int], dict[str, Any]]] = []
-    notes = highlights = 0
     for k, m in enumerate(spec.marks):
         ch = spec.chapters[m.chapter - 1]
         if m.kind == "bookmark":
@@ -175,14 +183,11 @@ def _epub_annotations(spec: _Epub, layout: _EpubLayout, reading: _Reading
         }
         if m.note:
             entry["note"] = m.note
-            notes += 1
-        else:
-            highlights += 1
         if m.edited:
             entry["datetime_updated"] = _local(reading.end - 60)
         items.append(((m.chapter, sb, s0), entry))
     items.sort(key=lambda it: it[0])
-    return [e for _k, e in items], notes, highlights
+    return [e for _k, e in items], *_tally(spec.marks)
 
 
 def _epub_book(spec: _Epub, books_dir: Path, rng: random.Random, anchor: int
@@ -243,7 +248,6 @@ def _pdf_book(books_dir: Path, rng: random.Random, anchor: int
     reading = _read(rng, anchor, BIRDS_SESSIONS, n)
     current = reading.stopped
     annotations = []
-    notes = highlights = 0
     for k, m in enumerate(BIRDS_MARKS):
         if m.kind == "bookmark":
             assert m.page is not None
@@ -266,11 +270,9 @@ def _pdf_book(books_dir: Path, rng: random.Random, anchor: int
         }
         if m.note:
             entry["note"] = m.note
-            notes += 1
-        else:
-            highlights += 1
         annotations.append((page, pos0["y"], entry))
     annotations.sort(key=lambda a: (a[0], a[1]))
+    notes, highlights = _tally(BIRDS_MARKS)
     md5 = partial_md5(path)
     close = reading.end + 30
     sidecar = {

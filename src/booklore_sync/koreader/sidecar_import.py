@@ -177,14 +177,12 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
     ctx.report.books += 1
     clean = len(ctx.report.errors) + len(ctx.report.warnings) == errors_before
     if clean and chosen.candidate is first:
-        try:
-            st = chosen.candidate.path.stat()
+        st = ctx.stat(chosen.candidate.path)
+        if not isinstance(st, Exception):
             token = first_token or sidecar_token(
                 ctx, chosen.raw, book_path if g.hash is not None else g.book_path, g)
             ctx.put_memo(memo_key(ctx, chosen.candidate.path), st.st_size,
                          st.st_mtime_ns, token + "|" + _book_token(book))
-        except OSError:
-            pass
 
 
 def sidecar_token(ctx: ScanContext, raw: bytes, book_path: Path | None, g: SidecarGroup) -> str:
@@ -251,7 +249,9 @@ def import_book(ctx: ScanContext, g: SidecarGroup, cand: Candidate, data: dict[s
     custom = None
     if g.sdr_dir is not None:
         cpath = custom_path(ctx, g)
-        if cpath is not None and (ctx.exists(cpath) or os.path.lexists(cpath)):
+        if cpath is not None and (ctx.exists(cpath) or (
+                _CUSTOM in ctx.listings.get(str(g.sdr_dir), (_CUSTOM,))
+                and os.path.lexists(cpath))):  # a dangling link is reported
             cm = Path(cpath)
             try:
                 custom = parse(read_regular(cm), file=str(cm))
@@ -279,9 +279,11 @@ def import_book(ctx: ScanContext, g: SidecarGroup, cand: Candidate, data: dict[s
             report.warn(book_path, f"cannot read the EPUB: {exc}")  # type: ignore[arg-type]
     try:
         meta: BookMeta = book_meta(data, custom, name, pkg)
-        local = ctx.mapper.to_local(doc_path)
-        file_path = str(book_path) if book_path is not None else (
-            str(local) if local is not None else doc_path)
+        if book_path is not None:
+            file_path: str | None = str(book_path)
+        else:
+            local = ctx.mapper.to_local(doc_path)
+            file_path = str(local) if local is not None else doc_path
         title = display_text(meta.title) if meta.title else meta.title
         author = display_text(meta.author) if meta.author else meta.author
         ctx.add_book(BookUpsert(

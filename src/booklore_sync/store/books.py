@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from booklore_sync.common.vocab import LinkKind, MatchedBy
 from booklore_sync.store import queries
+from booklore_sync.store.book_rows import (
+    ATTACH_KEPT,
+    IN_CHUNK,
+    INSERT_BOOK,
+    INSERT_HASH,
+    PUT_MEMO,
+    UPDATE_BOOK,
+    BookUpsert,
+    touches,
+)
 from booklore_sync.store.core import StoreCore
 from booklore_sync.store.types import (
     BookRow,
@@ -33,57 +43,6 @@ _BOOK_COLS_B = ", ".join("b." + c for c in _BOOK_FIELDS)
 # the matcher's methods (match_method) and the kind of match they are (matched_by)
 _MATCHED_BY = {"hash": MatchedBy.FINGERPRINT, "fingerprint": MatchedBy.FINGERPRINT,
                "isbn": MatchedBy.ISBN, "plugin": MatchedBy.PLUGIN}
-
-
-_IN_CHUNK = 500
-
-_INSERT_BOOK = ("INSERT INTO book_cache(file_hash, file_path, title, author, isbn10, isbn13,"
-                " book_type, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)")
-# ``None`` fields keep their stored value
-_UPDATE_BOOK = ("UPDATE book_cache SET file_path = COALESCE(?, file_path),"
-                " title = COALESCE(?, title), author = COALESCE(?, author),"
-                " isbn10 = COALESCE(?, isbn10), isbn13 = COALESCE(?, isbn13),"
-                " book_type = COALESCE(?, book_type), updated_at = ? WHERE id = ?")
-# a fingerprint another row already claims stays with that row
-_INSERT_HASH = "INSERT OR IGNORE INTO book_hashes(hash, cache_id) VALUES (?, ?)"
-# the kept link of a row's fingerprints, the primary one first (spec §4.6)
-_KEPT_OF_ROW = ("SELECT k.book_id, k.kind, k.kind FROM book_cache b"
-                " JOIN book_hashes h ON h.cache_id = b.id"
-                " JOIN kept_links k ON k.fingerprint = h.hash WHERE b.id = book_cache.id"
-                " ORDER BY h.hash != b.file_hash, h.rowid LIMIT 1")
-_ATTACH_KEPT = ("UPDATE book_cache SET (book_id, match_method, matched_by) = (" + _KEPT_OF_ROW
-                + "), match_confidence = NULL, matched_at = ?"
-                " WHERE id IN ({}) AND book_id IS NULL AND EXISTS (" + _KEPT_OF_ROW + ")")
-
-_PUT_MEMO = ("INSERT INTO file_memo(path, size, mtime_ns, digest) VALUES (?,?,?,?)"
-             " ON CONFLICT(path) DO UPDATE SET size = excluded.size,"
-             " mtime_ns = excluded.mtime_ns, digest = excluded.digest")
-
-
-class BookUpsert(NamedTuple):
-    """One :meth:`BooksMixin.upsert_book` call, for :meth:`BooksMixin.upsert_books`."""
-    file_hash: str
-    file_path: str | None = None
-    title: str | None = None
-    author: str | None = None
-    isbn10: str | None = None
-    isbn13: str | None = None
-    book_type: str | None = None
-    extra_hashes: tuple[str, ...] = ()
-
-    def hashes(self) -> list[str]:
-        return [h for h in (self.file_hash, *self.extra_hashes) if h]
-
-    def insert_params(self, now: str) -> tuple[Any, ...]:
-        return (self.file_hash, self.file_path, self.title, self.author, self.isbn10,
-                self.isbn13, self.book_type, now, now)
-
-    def update_params(self, now: str, cache_id: int) -> tuple[Any, ...]:
-        return (self.file_path, self.title, self.author, self.isbn10, self.isbn13,
-                self.book_type, now, cache_id)
-
-    def hash_params(self, cache_id: int) -> list[tuple[str, int]]:
-        return [(h, cache_id) for h in self.hashes()]
 
 
 def matched_by(method: str | None) -> MatchedBy:
@@ -140,12 +99,12 @@ class BooksMixin(StoreCore):
                     self._execute("UPDATE book_cache SET file_hash = ? WHERE id = ?",
                                   (file_hash, cache_id))
                 else:
-                    cur = self._execute(_INSERT_BOOK, up.insert_params(now))
+                    cur = self._execute(INSERT_BOOK, up.insert_params(now))
                     cache_id = int(cur.lastrowid or 0)
             else:
                 cache_id = int(row[0])
-            self._execute(_UPDATE_BOOK, up.update_params(now, cache_id))
-            self._conn.executemany(_INSERT_HASH, up.hash_params(cache_id))
+            self._execute(UPDATE_BOOK, up.update_params(now, cache_id))
+            self._conn.executemany(INSERT_HASH, up.hash_params(cache_id))
             self._attach_kept_links([cache_id], now)
         return cache_id
 
@@ -168,7 +127,7 @@ class BooksMixin(StoreCore):
             # a row that shares any of that with another row of the batch goes alone
             owners: dict[str | int, int] = {}
             for i, up in enumerate(books):
-                for key in self._touches(up, primary_of, cache_of):
+                for key in touches(up, primary_of, cache_of):
                     owners[key] = -1 if owners.get(key, i) != i else i
             alias_of = {h for h in cache_of if h not in primary_of}
             # rows in order; a row that goes alone ends the run before it, so that new
@@ -176,7 +135,7 @@ class BooksMixin(StoreCore):
             run: list[int] = []
             for i, up in enumerate(books):
                 if (not up.file_hash or up.file_hash in alias_of
-                        or any(owners[k] != i for k in self._touches(up, primary_of, cache_of))):
+                        or any(owners[k] != i for k in touches(up, primary_of, cache_of))):
                     self._upsert_run(books, run, primary_of, ids, now)
                     run = []
                     ids[i] = self.upsert_book(
@@ -188,17 +147,6 @@ class BooksMixin(StoreCore):
             self._upsert_run(books, run, primary_of, ids, now)
         return [int(i or 0) for i in ids]
 
-    @staticmethod
-    def _touches(up: BookUpsert, primary_of: dict[str, int],
-                 cache_of: dict[str, int]) -> list[str | int]:
-        keys: list[str | int] = []
-        for h in up.hashes():
-            keys.append(h)
-            for known in (primary_of.get(h), cache_of.get(h)):
-                if known is not None:
-                    keys.append(known)
-        return keys
-
     def _upsert_run(self, books: Sequence[BookUpsert], run: list[int],
                     primary_of: dict[str, int], ids: list[int | None], now: str) -> None:
         """Rows of a batch that touch no other row: inserted or updated all at once."""
@@ -207,7 +155,7 @@ class BooksMixin(StoreCore):
         new = [i for i in run if books[i].file_hash not in primary_of]
         known = [i for i in run if books[i].file_hash in primary_of]
         if new:
-            self._conn.executemany(_INSERT_BOOK, [books[i].insert_params(now) for i in new])
+            self._conn.executemany(INSERT_BOOK, [books[i].insert_params(now) for i in new])
             inserted = self._lookup("SELECT file_hash, id FROM book_cache WHERE file_hash IN",
                                     [books[i].file_hash for i in new])
             for i in new:
@@ -215,17 +163,17 @@ class BooksMixin(StoreCore):
         for i in known:
             ids[i] = primary_of[books[i].file_hash]
         if known:
-            self._conn.executemany(_UPDATE_BOOK, [books[i].update_params(now, ids[i] or 0)
+            self._conn.executemany(UPDATE_BOOK, [books[i].update_params(now, ids[i] or 0)
                                                   for i in known])
-        self._conn.executemany(_INSERT_HASH, [p for i in run
+        self._conn.executemany(INSERT_HASH, [p for i in run
                                               for p in books[i].hash_params(ids[i] or 0)])
         self._attach_kept_links([ids[i] or 0 for i in run], now)
 
     def _lookup(self, sql: str, keys: Sequence[str]) -> dict[str, int]:
         """``key -> id`` for ``sql`` (ending in ``IN``) over ``keys``, in chunks."""
         out: dict[str, int] = {}
-        for start in range(0, len(keys), _IN_CHUNK):
-            part = keys[start:start + _IN_CHUNK]
+        for start in range(0, len(keys), IN_CHUNK):
+            part = keys[start:start + IN_CHUNK]
             marks = ",".join("?" * len(part))
             out.update((k, int(v)) for k, v in self._execute(f"{sql} ({marks})", part))
         return out
@@ -233,9 +181,9 @@ class BooksMixin(StoreCore):
     def _attach_kept_links(self, cache_ids: Sequence[int], now: str) -> None:
         """Give each unmatched row the kept link of one of its fingerprints (primary
         first), in one statement for all of ``cache_ids``."""
-        for start in range(0, len(cache_ids), _IN_CHUNK):
-            part = cache_ids[start:start + _IN_CHUNK]
-            self._execute(_ATTACH_KEPT.format(",".join("?" * len(part))), (now, *part))
+        for start in range(0, len(cache_ids), IN_CHUNK):
+            part = cache_ids[start:start + IN_CHUNK]
+            self._execute(ATTACH_KEPT.format(",".join("?" * len(part))), (now, *part))
 
     def _attach_kept_link(self, cache_id: int, now: str) -> None:
         self._attach_kept_links([cache_id], now)
@@ -450,8 +398,8 @@ class BooksMixin(StoreCore):
         """:meth:`get_file_memo` for many paths in one query per 500: the known ones."""
         keys = list(dict.fromkeys(paths))
         out: dict[str, tuple[int, int, str]] = {}
-        for start in range(0, len(keys), _IN_CHUNK):
-            part = keys[start:start + _IN_CHUNK]
+        for start in range(0, len(keys), IN_CHUNK):
+            part = keys[start:start + IN_CHUNK]
             rows = self._execute("SELECT path, size, mtime_ns, digest FROM file_memo"
                                  f" WHERE path IN ({','.join('?' * len(part))})", part)
             out.update((r[0], (int(r[1]), int(r[2]), r[3])) for r in rows)
@@ -459,7 +407,7 @@ class BooksMixin(StoreCore):
 
     def put_file_memos(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
         """:meth:`put_file_memo` for many ``(path, size, mtime_ns, digest)`` rows."""
-        self._conn.executemany(_PUT_MEMO, rows)
+        self._conn.executemany(PUT_MEMO, rows)
 
     def put_file_memo(self, path: str, size: int, mtime_ns: int, digest: str) -> None:
-        self._execute(_PUT_MEMO, (path, size, mtime_ns, digest))
+        self._execute(PUT_MEMO, (path, size, mtime_ns, digest))

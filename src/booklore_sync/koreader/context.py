@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from booklore_sync.koreader.paths import to_store
 from booklore_sync.koreader.report import QUEUE_NAMES, ScanReport
 from booklore_sync.koreader.sink import Sink
 from booklore_sync.koreader.statistics import Session, StatsBook
+from booklore_sync.store.books import BookUpsert
 
 __all__ = ["ScanContext", "ScannedBook"]
 
@@ -66,6 +67,10 @@ class ScanContext:
         self.stats: dict[str, os.stat_result | OSError | ValueError] = {}
         self.sink = Sink(store, report)
         self.listings: dict[str, frozenset[str]] = {}
+        # the store's writes of the scan, applied in chunks (``flush_store``)
+        self.pending_books: list[BookUpsert] = []
+        self.pending_memos: list[tuple[str, int, int, str]] = []
+        self.memos: dict[str, tuple[int, int, str] | None] = {}  # prefetched, used once
 
     def on(self, queue: str) -> bool:
         return self.switches[queue] if queue in self.switches else \
@@ -75,7 +80,39 @@ class ScanContext:
         self.sink.enqueue(queue, row)
 
     def flush(self) -> None:
+        self.flush_store()
         self.sink.flush()
+
+    # ------------------------------------------------- batched store writes
+    def add_book(self, book: BookUpsert) -> None:
+        """``store.upsert_book`` of one book, applied with its chunk (cache ids unused)."""
+        self.pending_books.append(book)
+
+    def flush_store(self) -> None:
+        """The waiting cache rows and file memos into the store, a few statements each."""
+        if self.pending_books:
+            books, self.pending_books = self.pending_books, []
+            self.store.upsert_books(books)
+        if self.pending_memos:
+            memos, self.pending_memos = self.pending_memos, []
+            self.store.put_file_memos(memos)
+
+    def prefetch_memos(self, keys: Iterable[str]) -> None:
+        """Read the file memos of ``keys`` (store form) in one query; each is used once."""
+        self.flush_store()  # a memo written but not yet stored must not read as missing
+        wanted = [k for k in keys if k not in self.memos]
+        found = self.store.get_file_memos(wanted)
+        for k in wanted:
+            self.memos[k] = found.get(k)
+
+    def get_memo(self, key: str) -> tuple[int, int, str] | None:
+        if key in self.memos:
+            return self.memos.pop(key)
+        return self.store.get_file_memo(key)
+
+    def put_memo(self, key: str, size: int, mtime_ns: int, digest: str) -> None:
+        self.memos.pop(key, None)
+        self.pending_memos.append((key, size, mtime_ns, digest))
 
     # ---------------------------------------------------------------- stats
     def stat(self, path: Path | str) -> os.stat_result | OSError | ValueError:
@@ -111,12 +148,12 @@ class ScanContext:
         if not isinstance(st, Exception) and stat_mod.S_ISREG(st.st_mode):
             memo_key = to_store(key)
             try:
-                memo = self.store.get_file_memo(memo_key)
+                memo = self.get_memo(memo_key)
                 if memo is not None and memo[0] == st.st_size and memo[1] == st.st_mtime_ns:
                     digest = memo[2]
                 else:
                     digest = partial_md5(path)
-                    self.store.put_file_memo(memo_key, st.st_size, st.st_mtime_ns, digest)
+                    self.put_memo(memo_key, st.st_size, st.st_mtime_ns, digest)
             except OSError:
                 digest = None
         self.digest_cache[key] = digest

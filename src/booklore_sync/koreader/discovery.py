@@ -103,13 +103,17 @@ class _Walk:
             g = self.groups[key] = SidecarGroup(key=key, **kw)
         return g
 
-    def enter(self, path: str) -> list[os.DirEntry[str]] | None:
-        """The entries of a directory not entered before (by device and inode)."""
+    def enter(self, path: str, key: tuple[int, int] | None = None
+              ) -> list[os.DirEntry[str]] | None:
+        """The entries of a directory not entered before (by device and inode);
+        ``key``: that pair when the caller knows it without a ``stat``."""
         try:
-            st = os.stat(path)
-            if (st.st_dev, st.st_ino) in self.seen_dirs:
+            if key is None:
+                st = os.stat(path)
+                key = (st.st_dev, st.st_ino)
+            if key in self.seen_dirs:
                 return None
-            self.seen_dirs.add((st.st_dev, st.st_ino))
+            self.seen_dirs.add(key)
             with os.scandir(path) as it:
                 return list(it)
         except OSError as exc:
@@ -225,7 +229,13 @@ def _walk_tree(w: _Walk, root: str, skip: str | None,
     stack = [(root, True)]
     while stack:
         d, top = stack.pop()
-        entries = w.enter(d)
+        dev: int | None = None
+        try:
+            dst = os.stat(d)
+            dev = dst.st_dev
+            entries = w.enter(d, (dst.st_dev, dst.st_ino))
+        except OSError:
+            entries = w.enter(d)  # reports the folder
         if entries is None:
             continue
         dpath: Path | None = None  # Path(d), made when a .sdr needs it
@@ -246,7 +256,10 @@ def _walk_tree(w: _Walk, root: str, skip: str | None,
                 if name in _SKIP_DIRS or e.path == skip or (top and name in top_skip):
                     continue
                 if name.endswith(".sdr"):
-                    sub = w.enter(e.path)
+                    # a plain sub-folder: the device of its parent, the inode of its
+                    # entry (a mount point's is that of the folder under it: still unique)
+                    sub = w.enter(e.path, None if is_link or dev is None
+                                  else (dev, e.inode()))
                     if sub is None:
                         continue
                     if dpath is None:

@@ -112,6 +112,15 @@ class PathMapper:
                     dirs.append(place + "/")
         self.device_data_dirs = dirs
 
+    def _fallback_rules(self) -> list[tuple[str, Path]]:
+        """The device-root rules, longest prefix first (sorted once per rule list)."""
+        rest = self.rules[self._user:]
+        cached = getattr(self, "_sorted", None)
+        if cached is None or cached[0] != rest:
+            cached = (rest, sorted(rest, key=lambda r: -len(r[0])))
+            self._sorted = cached
+        return cached[1]
+
     def to_local(self, device_path: str | None) -> Path | None:
         if not isinstance(device_path, str) or not device_path or "\x00" in device_path:
             return None
@@ -131,7 +140,7 @@ class PathMapper:
             if not device_path.startswith("/"):
                 rel = device_path[2:] if device_path.startswith("./") else device_path
                 return self.data_dir / rel
-        for prefix, target in sorted(self.rules[self._user:], key=lambda r: -len(r[0])):
+        for prefix, target in self._fallback_rules():
             if device_path.startswith(prefix):
                 return target / device_path[len(prefix):]
         if device_path.startswith("/"):

@@ -35,9 +35,11 @@ from booklore_sync.koreader.paths import to_store
 from booklore_sync.koreader.report import display_text
 from booklore_sync.koreader.rows import queue_items, queue_progress, queue_rating
 from booklore_sync.koreader.safeio import UnreadableFile, read_regular
+from booklore_sync.store.books import BookUpsert
 
 __all__ = ["run_groups", "process_group", "import_book"]
 
+CHUNK = 500  # books per batch of store reads and writes
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
 _CUSTOM = "custom_metadata.lua"
 _BOOK_TOKEN = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
@@ -57,17 +59,26 @@ def run_groups(ctx: ScanContext) -> None:
     path_groups = [g for g in groups if g.hash is None]
     hash_groups = {g.hash: g for g in groups if g.hash is not None}
     claimed: dict[str, SidecarGroup] = {}
-    for g in path_groups:
-        if g.book_path is not None and ctx.is_file(g.book_path):
-            claimed[_norm(g.book_path)] = g
-            d = ctx.file_digest(g.book_path)
-            if d is not None and d in hash_groups:
-                hg = hash_groups.pop(d)
-                g.candidates.extend(hg.candidates)
-                g.sdr_dir = g.sdr_dir or hg.sdr_dir
+    for start in range(0, len(path_groups), CHUNK):
+        chunk = path_groups[start:start + CHUNK]
+        ctx.prefetch_memos(to_store(str(g.book_path)) for g in chunk if g.book_path is not None)
+        for g in chunk:
+            if g.book_path is not None and ctx.is_file(g.book_path):
+                claimed[_norm(g.book_path)] = g
+                d = ctx.file_digest(g.book_path)
+                if d is not None and d in hash_groups:
+                    hg = hash_groups.pop(d)
+                    g.candidates.extend(hg.candidates)
+                    g.sdr_dir = g.sdr_dir or hg.sdr_dir
+    ctx.memos.clear()
     ordered = path_groups + list(hash_groups.values())
     total = len(ordered)
     for i, g in enumerate(ordered, 1):
+        if i % CHUNK == 1:  # the next chunk: its sidecar memos in one query
+            ctx.flush_store()
+            ctx.memos.clear()
+            ctx.prefetch_memos(memo_key(ctx, c.path)
+                               for h in ordered[i - 1:i - 1 + CHUNK] for c in h.candidates)
         try:
             process_group(ctx, g, claimed, book_files)
         except sqlite3.OperationalError:
@@ -122,7 +133,7 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
                 book_path = ctx.mapper.to_local(m.group(1).decode("utf-8", "surrogateescape"))
         token = sidecar_token(ctx, first_raw, book_path, g)
         first_token = token
-        memo = ctx.store.get_file_memo(memo_key(ctx, first.path))
+        memo = ctx.get_memo(memo_key(ctx, first.path))
         if memo is not None and memo[2].startswith(token + "|"):
             ctx.report.books += 1
             restore_book(ctx, memo[2][len(token) + 1:])
@@ -166,14 +177,12 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
     ctx.report.books += 1
     clean = len(ctx.report.errors) + len(ctx.report.warnings) == errors_before
     if clean and chosen.candidate is first:
-        try:
-            st = chosen.candidate.path.stat()
+        st = ctx.stat(chosen.candidate.path)
+        if not isinstance(st, Exception):
             token = first_token or sidecar_token(
                 ctx, chosen.raw, book_path if g.hash is not None else g.book_path, g)
-            ctx.store.put_file_memo(memo_key(ctx, chosen.candidate.path), st.st_size,
-                                     st.st_mtime_ns, token + "|" + _book_token(book))
-        except OSError:
-            pass
+            ctx.put_memo(memo_key(ctx, chosen.candidate.path), st.st_size,
+                         st.st_mtime_ns, token + "|" + _book_token(book))
 
 
 def sidecar_token(ctx: ScanContext, raw: bytes, book_path: Path | None, g: SidecarGroup) -> str:
@@ -240,7 +249,9 @@ def import_book(ctx: ScanContext, g: SidecarGroup, cand: Candidate, data: dict[s
     custom = None
     if g.sdr_dir is not None:
         cpath = custom_path(ctx, g)
-        if cpath is not None and (ctx.exists(cpath) or os.path.lexists(cpath)):
+        if cpath is not None and (ctx.exists(cpath) or (
+                _CUSTOM in ctx.listings.get(str(g.sdr_dir), (_CUSTOM,))
+                and os.path.lexists(cpath))):  # a dangling link is reported
             cm = Path(cpath)
             try:
                 custom = parse(read_regular(cm), file=str(cm))
@@ -268,16 +279,16 @@ def import_book(ctx: ScanContext, g: SidecarGroup, cand: Candidate, data: dict[s
             report.warn(book_path, f"cannot read the EPUB: {exc}")  # type: ignore[arg-type]
     try:
         meta: BookMeta = book_meta(data, custom, name, pkg)
-        local = ctx.mapper.to_local(doc_path)
-        file_path = str(book_path) if book_path is not None else (
-            str(local) if local is not None else doc_path)
+        if book_path is not None:
+            file_path: str | None = str(book_path)
+        else:
+            local = ctx.mapper.to_local(doc_path)
+            file_path = str(local) if local is not None else doc_path
         title = display_text(meta.title) if meta.title else meta.title
         author = display_text(meta.author) if meta.author else meta.author
-        ctx.store.upsert_book(
-            primary, file_path=to_store(file_path) if file_path else file_path,
-            title=title, author=author,
-            isbn10=meta.isbn10, isbn13=meta.isbn13, book_type=book_type,
-            extra_hashes=tuple(candidates[1:]))
+        ctx.add_book(BookUpsert(
+            primary, to_store(file_path) if file_path else file_path, title, author,
+            meta.isbn10, meta.isbn13, book_type, tuple(candidates[1:])))
         book = ScannedBook(primary, candidates, book_type, title,
                      "\n".join(meta.authors) if meta.authors else None)
         ctx.register(book)

@@ -9,11 +9,21 @@ gets its BookLore ID back, Re-match All forgets them.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from booklore_sync.common.vocab import LinkKind, MatchedBy
 from booklore_sync.store import queries
+from booklore_sync.store.book_rows import (
+    ATTACH_KEPT,
+    IN_CHUNK,
+    INSERT_BOOK,
+    INSERT_HASH,
+    PUT_MEMO,
+    UPDATE_BOOK,
+    BookUpsert,
+    touches,
+)
 from booklore_sync.store.core import StoreCore
 from booklore_sync.store.types import (
     BookRow,
@@ -74,7 +84,8 @@ class BooksMixin(StoreCore):
         link's ID (spec §4.6).
         """
         now = utcnow()
-        hashes = [h for h in (file_hash, *extra_hashes) if h]
+        up = BookUpsert(file_hash, file_path, title, author, isbn10, isbn13, book_type,
+                        tuple(extra_hashes))
         with self.transaction():
             row = self._execute("SELECT id FROM book_cache WHERE file_hash = ?",
                                 (file_hash,)).fetchone()
@@ -88,39 +99,94 @@ class BooksMixin(StoreCore):
                     self._execute("UPDATE book_cache SET file_hash = ? WHERE id = ?",
                                   (file_hash, cache_id))
                 else:
-                    cur = self._execute(
-                        "INSERT INTO book_cache(file_hash, file_path, title, author, isbn10,"
-                        " isbn13, book_type, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                        (file_hash, file_path, title, author, isbn10, isbn13, book_type, now, now),
-                    )
+                    cur = self._execute(INSERT_BOOK, up.insert_params(now))
                     cache_id = int(cur.lastrowid or 0)
             else:
                 cache_id = int(row[0])
-            self._execute(
-                "UPDATE book_cache SET file_path = COALESCE(?, file_path),"
-                " title = COALESCE(?, title), author = COALESCE(?, author),"
-                " isbn10 = COALESCE(?, isbn10), isbn13 = COALESCE(?, isbn13),"
-                " book_type = COALESCE(?, book_type), updated_at = ? WHERE id = ?",
-                (file_path, title, author, isbn10, isbn13, book_type, now, cache_id),
-            )
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO book_hashes(hash, cache_id) VALUES (?, ?)",
-                [(h, cache_id) for h in hashes])
-            self._attach_kept_link(cache_id, now)
+            self._execute(UPDATE_BOOK, up.update_params(now, cache_id))
+            self._conn.executemany(INSERT_HASH, up.hash_params(cache_id))
+            self._attach_kept_links([cache_id], now)
         return cache_id
 
+    def upsert_books(self, books: Sequence[BookUpsert]) -> list[int]:
+        """Many :meth:`upsert_book` calls in a few set-based statements; the cache ids,
+        in order.  The outcome is that of the single calls in the same order: a book
+        whose fingerprints touch another one of the batch, or whose primary fingerprint
+        is only a secondary one of a cached row, goes through :meth:`upsert_book`."""
+        if not books:
+            return []
+        now = utcnow()
+        ids: list[int | None] = [None] * len(books)
+        with self.transaction():
+            hashes = list(dict.fromkeys(h for up in books for h in up.hashes()))
+            primary_of = self._lookup(
+                "SELECT file_hash, id FROM book_cache WHERE file_hash IN", hashes)
+            cache_of = self._lookup("SELECT hash, cache_id FROM book_hashes WHERE hash IN",
+                                    hashes)
+            # what each row touches: its fingerprints and the cached rows they belong to;
+            # a row that shares any of that with another row of the batch goes alone
+            owners: dict[str | int, int] = {}
+            for i, up in enumerate(books):
+                for key in touches(up, primary_of, cache_of):
+                    owners[key] = -1 if owners.get(key, i) != i else i
+            alias_of = {h for h in cache_of if h not in primary_of}
+            # rows in order; a row that goes alone ends the run before it, so that new
+            # rows get their ids in the order of the single calls
+            run: list[int] = []
+            for i, up in enumerate(books):
+                if (not up.file_hash or up.file_hash in alias_of
+                        or any(owners[k] != i for k in touches(up, primary_of, cache_of))):
+                    self._upsert_run(books, run, primary_of, ids, now)
+                    run = []
+                    ids[i] = self.upsert_book(
+                        up.file_hash, file_path=up.file_path, title=up.title, author=up.author,
+                        isbn10=up.isbn10, isbn13=up.isbn13, book_type=up.book_type,
+                        extra_hashes=up.extra_hashes)
+                else:
+                    run.append(i)
+            self._upsert_run(books, run, primary_of, ids, now)
+        return [int(i or 0) for i in ids]
+
+    def _upsert_run(self, books: Sequence[BookUpsert], run: list[int],
+                    primary_of: dict[str, int], ids: list[int | None], now: str) -> None:
+        """Rows of a batch that touch no other row: inserted or updated all at once."""
+        if not run:
+            return
+        new = [i for i in run if books[i].file_hash not in primary_of]
+        known = [i for i in run if books[i].file_hash in primary_of]
+        if new:
+            self._conn.executemany(INSERT_BOOK, [books[i].insert_params(now) for i in new])
+            inserted = self._lookup("SELECT file_hash, id FROM book_cache WHERE file_hash IN",
+                                    [books[i].file_hash for i in new])
+            for i in new:
+                ids[i] = inserted[books[i].file_hash]
+        for i in known:
+            ids[i] = primary_of[books[i].file_hash]
+        if known:
+            self._conn.executemany(UPDATE_BOOK, [books[i].update_params(now, ids[i] or 0)
+                                                  for i in known])
+        self._conn.executemany(INSERT_HASH, [p for i in run
+                                              for p in books[i].hash_params(ids[i] or 0)])
+        self._attach_kept_links([ids[i] or 0 for i in run], now)
+
+    def _lookup(self, sql: str, keys: Sequence[str]) -> dict[str, int]:
+        """``key -> id`` for ``sql`` (ending in ``IN``) over ``keys``, in chunks."""
+        out: dict[str, int] = {}
+        for start in range(0, len(keys), IN_CHUNK):
+            part = keys[start:start + IN_CHUNK]
+            marks = ",".join("?" * len(part))
+            out.update((k, int(v)) for k, v in self._execute(f"{sql} ({marks})", part))
+        return out
+
+    def _attach_kept_links(self, cache_ids: Sequence[int], now: str) -> None:
+        """Give each unmatched row the kept link of one of its fingerprints (primary
+        first), in one statement for all of ``cache_ids``."""
+        for start in range(0, len(cache_ids), IN_CHUNK):
+            part = cache_ids[start:start + IN_CHUNK]
+            self._execute(ATTACH_KEPT.format(",".join("?" * len(part))), (now, *part))
+
     def _attach_kept_link(self, cache_id: int, now: str) -> None:
-        """Give an unmatched row the kept link of one of its fingerprints (primary first)."""
-        link = self._execute(
-            "SELECT k.book_id, k.kind FROM book_cache b"
-            " JOIN book_hashes h ON h.cache_id = b.id JOIN kept_links k ON k.fingerprint = h.hash"
-            " WHERE b.id = ? AND b.book_id IS NULL"
-            " ORDER BY h.hash != b.file_hash, h.rowid LIMIT 1", (cache_id,)).fetchone()
-        if link is not None:
-            self._execute(
-                "UPDATE book_cache SET book_id = ?, match_method = ?, matched_by = ?,"
-                " match_confidence = NULL, matched_at = ? WHERE id = ?",
-                (int(link[0]), link[1], link[1], now, cache_id))
+        self._attach_kept_links([cache_id], now)
 
     def get_book(self, cache_id: int) -> BookRow | None:
         return _book(self._execute(
@@ -328,9 +394,20 @@ class BooksMixin(StoreCore):
                             (path,)).fetchone()
         return (int(row[0]), int(row[1]), row[2]) if row else None
 
+    def get_file_memos(self, paths: Iterable[str]) -> dict[str, tuple[int, int, str]]:
+        """:meth:`get_file_memo` for many paths in one query per 500: the known ones."""
+        keys = list(dict.fromkeys(paths))
+        out: dict[str, tuple[int, int, str]] = {}
+        for start in range(0, len(keys), IN_CHUNK):
+            part = keys[start:start + IN_CHUNK]
+            rows = self._execute("SELECT path, size, mtime_ns, digest FROM file_memo"
+                                 f" WHERE path IN ({','.join('?' * len(part))})", part)
+            out.update((r[0], (int(r[1]), int(r[2]), r[3])) for r in rows)
+        return out
+
+    def put_file_memos(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
+        """:meth:`put_file_memo` for many ``(path, size, mtime_ns, digest)`` rows."""
+        self._conn.executemany(PUT_MEMO, rows)
+
     def put_file_memo(self, path: str, size: int, mtime_ns: int, digest: str) -> None:
-        self._execute(
-            "INSERT INTO file_memo(path, size, mtime_ns, digest) VALUES (?,?,?,?)"
-            " ON CONFLICT(path) DO UPDATE SET size = excluded.size,"
-            " mtime_ns = excluded.mtime_ns, digest = excluded.digest",
-            (path, size, mtime_ns, digest))
+        self._execute(PUT_MEMO, (path, size, mtime_ns, digest))

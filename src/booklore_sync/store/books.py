@@ -119,9 +119,9 @@ class BooksMixin(StoreCore):
         ids: list[int | None] = [None] * len(books)
         with self.transaction():
             hashes = list(dict.fromkeys(h for up in books for h in up.hashes()))
-            primary_of = self._lookup(
+            primary_of = self._book_lookup(
                 "SELECT file_hash, id FROM book_cache WHERE file_hash IN", hashes)
-            cache_of = self._lookup("SELECT hash, cache_id FROM book_hashes WHERE hash IN",
+            cache_of = self._book_lookup("SELECT hash, cache_id FROM book_hashes WHERE hash IN",
                                     hashes)
             # what each row touches: its fingerprints and the cached rows they belong to;
             # a row that shares any of that with another row of the batch goes alone
@@ -156,7 +156,7 @@ class BooksMixin(StoreCore):
         known = [i for i in run if books[i].file_hash in primary_of]
         if new:
             self._conn.executemany(INSERT_BOOK, [books[i].insert_params(now) for i in new])
-            inserted = self._lookup("SELECT file_hash, id FROM book_cache WHERE file_hash IN",
+            inserted = self._book_lookup("SELECT file_hash, id FROM book_cache WHERE file_hash IN",
                                     [books[i].file_hash for i in new])
             for i in new:
                 ids[i] = inserted[books[i].file_hash]
@@ -169,7 +169,7 @@ class BooksMixin(StoreCore):
                                               for p in books[i].hash_params(ids[i] or 0)])
         self._attach_kept_links([ids[i] or 0 for i in run], now)
 
-    def _lookup(self, sql: str, keys: Sequence[str]) -> dict[str, int]:
+    def _book_lookup(self, sql: str, keys: Sequence[str]) -> dict[str, int]:
         """``key -> id`` for ``sql`` (ending in ``IN``) over ``keys``, in chunks."""
         out: dict[str, int] = {}
         for start in range(0, len(keys), IN_CHUNK):

@@ -128,7 +128,7 @@ class QueuesMixin(LedgerMixin):
         disc = (f"EXISTS (SELECT 1 FROM discarded_items d WHERE d.queue = ?"
                 f" AND d.item_key = v.column{3 + n})" if discards else "0")
         rows_sql = ",".join(["(" + ",".join("?" * width) + ")"] * len(batch))
-        found_by = self._lookup(
+        found_by = self._queue_lookup(
             f"SELECT v.column1, q.id, q.state, q.payload, q.last_error,"
             f" EXISTS (SELECT 1 FROM {history} h WHERE h.fingerprint = v.column2"
             f" AND {match.format(t='h')}), {disc}"
@@ -203,7 +203,7 @@ class QueuesMixin(LedgerMixin):
         for i, (fp, *_rest) in enumerate(batch):
             params += (i, fp)
         rows_sql = ",".join(["(?,?)"] * len(batch))
-        found_by = self._lookup(
+        found_by = self._queue_lookup(
             f"SELECT v.column1, q.id, {', '.join('q.' + c for c in cols)},"
             f" h.id, {', '.join('h.' + c for c in cols)}, q.payload, h.sent"
             f" FROM (VALUES {rows_sql}) AS v LEFT JOIN {table} q ON q.fingerprint = v.column2"
@@ -268,7 +268,7 @@ class QueuesMixin(LedgerMixin):
         return self._execute("SELECT 1 FROM discarded_items WHERE queue = ? LIMIT 1",
                              (queue,)).fetchone() is not None
 
-    def _lookup(self, sql: str, params: Sequence[Any]) -> dict[int, Any]:
+    def _queue_lookup(self, sql: str, params: Sequence[Any]) -> dict[int, Any]:
         """The rows of a batch lookup by their batch index (the first column)."""
         return {r[0]: r for r in self._execute(sql, params).fetchall()}
 

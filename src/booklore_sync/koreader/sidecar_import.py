@@ -31,7 +31,7 @@ from booklore_sync.koreader.context import ScanContext, ScannedBook
 from booklore_sync.koreader.discovery import collect_groups
 from booklore_sync.koreader.epub import EpubError, EpubPackage
 from booklore_sync.koreader.luatable import LuaParseError, parse
-from booklore_sync.koreader.paths import to_store
+from booklore_sync.koreader.paths import is_utf8, to_store
 from booklore_sync.koreader.report import display_text
 from booklore_sync.koreader.rows import queue_items, queue_progress, queue_rating
 from booklore_sync.koreader.safeio import UnreadableFile, read_regular
@@ -158,7 +158,7 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
     data = chosen.data
     for problem in ann.type_problems(data):
         ctx.report.warn(chosen.candidate.path, problem)
-    damaged = [k for k in data if isinstance(k, str) and not _utf8(k)]
+    damaged = [k for k in data if isinstance(k, str) and not is_utf8(k)]
     if damaged:
         ctx.report.warn(chosen.candidate.path, "keys with invalid UTF-8 ignored (a damaged "
                         f"file?): {', '.join(display_text(repr(k)) for k in damaged[:5])}")
@@ -305,11 +305,3 @@ def import_book(ctx: ScanContext, g: SidecarGroup, cand: Candidate, data: dict[s
 def _book_token(book: ScannedBook) -> str:
     return _BOOK_TOKEN.encode({"p": book.primary, "c": book.candidates, "t": book.book_type,
                                "n": book.title, "a": book.authors})
-
-
-def _utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

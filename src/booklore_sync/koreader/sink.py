@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from booklore_sync.koreader.paths import is_utf8
 from booklore_sync.koreader.report import QUEUE_NAMES, ScanReport, display_text
 
 __all__ = ["Sink"]
@@ -67,26 +68,18 @@ def _storable(row: tuple[Any, ...]) -> bool:
     for v in row:
         t = type(v)
         if t is str:
-            if not v.isascii() and not _utf8(v):
+            if not is_utf8(v):
                 return False
         elif t is dict:
             for x in v.values():
                 t = type(x)
                 if t is str:
-                    if not x.isascii() and not _utf8(x):
+                    if not is_utf8(x):
                         return False
                 elif t is dict or t is list or t is tuple:
                     return False  # not in our payloads: let the single method decide
         elif t is not int and t is not float and v is not None and t is not bool:
             return False
-    return True
-
-
-def _utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
     return True
 
 

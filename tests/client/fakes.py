@@ -172,3 +172,20 @@ class MemoryCapabilityCache:
     def drop(self, server_url: str) -> None:
         self.drops += 1
         self.data.pop(server_url, None)
+
+
+def make_client(url: str, fake: FakeServer, *, bl: bool = True, ko: bool = True,
+                **kw: Any) -> Any:
+    """A client of ``fake`` with both test accounts (or either left out), no backoff."""
+    from booklore_sync.booklore import BookLoreClient
+
+    return BookLoreClient(
+        url,
+        booklore_user="demo" if bl else None,
+        booklore_password=BL_PASSWORD if bl else None,
+        koreader_user="kodemo" if ko else None,
+        koreader_password=KO_PASSWORD if ko else None,
+        transport=fake.transport(),
+        retry_backoff=0,
+        **kw,
+    )

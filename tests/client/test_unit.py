@@ -52,6 +52,7 @@ from .fakes import (
     err,
     html,
     json_resp,
+    make_client,
 )
 
 _counter = itertools.count()
@@ -78,16 +79,7 @@ def fake() -> FakeServer:
 
 
 def make(url: str, fake: FakeServer, *, bl: bool = True, ko: bool = True, **kw) -> BookLoreClient:
-    return BookLoreClient(
-        url,
-        booklore_user="demo" if bl else None,
-        booklore_password=BL_PASSWORD if bl else None,
-        koreader_user="kodemo" if ko else None,
-        koreader_password=KO_PASSWORD if ko else None,
-        transport=fake.transport(),
-        retry_backoff=0,
-        **kw,
-    )
+    return make_client(url, fake, bl=bl, ko=ko, **kw)
 
 
 def book_json(book_id: int = 7, title: str = "Leaves of Grass") -> dict:

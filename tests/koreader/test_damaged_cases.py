@@ -16,6 +16,7 @@ from booklore_sync.koreader.luatable import dump
 from booklore_sync.koreader.scan import scan_source
 from booklore_sync.koreader.statistics import derive_sessions
 from booklore_sync.store import Store
+from tests.koreader.conftest import empty_kobo
 
 from .conftest import BOOKS
 from .statsdb import make_db
@@ -33,13 +34,7 @@ def store(tmp_path):
     s.close()
 
 
-def device(tmp_path: Path) -> tuple[Path, Path]:
-    root = tmp_path / "dev"
-    data = root / ".adds" / "koreader"
-    (data / "settings").mkdir(parents=True)
-    (data / "settings.reader.lua").write_text("return {}\n")
-    (root / "Books").mkdir()
-    return root, data
+device = empty_kobo
 
 
 def reading_rows(book: int = 1, n: int = 40, start: int = T0) -> list[tuple]:

@@ -19,6 +19,7 @@ from booklore_sync.koreader.paths import from_store
 from booklore_sync.koreader.scan import scan_source
 from booklore_sync.koreader.statistics import derive_sessions
 from booklore_sync.store import Store
+from tests.koreader.conftest import empty_kobo
 
 from .realworld import corpus, expected_items
 
@@ -33,13 +34,7 @@ def store(tmp_path):
     s.close()
 
 
-def kobo(tmp_path: Path) -> tuple[Path, Path]:
-    root = tmp_path / "device"
-    data = root / ".adds" / "koreader"
-    (data / "settings").mkdir(parents=True)
-    (data / "settings.reader.lua").write_text("return {}\n")
-    (root / "Books").mkdir()
-    return root, data
+kobo = empty_kobo
 
 
 SIDECARS = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -78,23 +78,3 @@ def _top(
 ) -> None:
     """Deliver KOReader reading data to a BookLore server, exactly once."""
     help_needs_command(ctx, "booklore-sync")
-
-
-def _no_flag_metavar() -> None:
-    """Flags take no value: show no ``<bool>`` beside them in the help."""
-    from typer.core import TyperOption
-
-    original = TyperOption.display_type_rich
-    if getattr(original, "_booklore_sync", False):
-        return
-
-    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        if self.is_flag or self.is_bool_flag:
-            return None
-        return original(self, ctx)
-
-    display_type_rich._booklore_sync = True  # type: ignore[attr-defined]
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_no_flag_metavar()

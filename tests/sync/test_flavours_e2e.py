@@ -66,12 +66,18 @@ def _db(cfg):
     return sqlite3.connect(cfg.store_path)
 
 
-# ------------------------------------------------------------------ grimmory
-def test_grimmory_full_pipeline_cli(home, kobo, emulator_factory):
-    emu = emulator_factory("grimmory")
+def _scanned_and_linked(home, kobo, emulator_factory, mode: str, **emu_kw):
+    """An emulator of ``mode``, a config for it, the Kobo scanned and every book linked."""
+    emu = emulator_factory(mode, **emu_kw)
     cfg = make_config(home, emu.base_url)
     scan_into(cfg, kobo)
     _link_all(cfg, emu)
+    return emu, cfg
+
+
+# ------------------------------------------------------------------ grimmory
+def test_grimmory_full_pipeline_cli(home, kobo, emulator_factory):
+    emu, cfg = _scanned_and_linked(home, kobo, emulator_factory, "grimmory")
     queued = _pending(cfg)
     code, data, err = _sync_cli(make_env(emu.base_url))
     assert code == 0, (data, err)
@@ -151,10 +157,7 @@ def test_koreader_only_with_sync_off_fork_cli(home, kobo, emulator_factory):
 
 # ------------------------------------------------------------------ old release
 def test_old_server_skips_annotations_once_cli(home, kobo, emulator_factory):
-    emu = emulator_factory("booklore", server_version="1.16.3")
-    cfg = make_config(home, emu.base_url)
-    scan_into(cfg, kobo)
-    _link_all(cfg, emu)
+    emu, cfg = _scanned_and_linked(home, kobo, emulator_factory, "booklore", server_version="1.16.3")
     queued = _pending(cfg)
     in_book = [i for i in queued["annotations"] if not i.payload.get("paged")]
     assert in_book
@@ -199,10 +202,7 @@ def test_route_missing_404_never_unlinks_and_book_not_found_does(home, kobo, emu
 
 
 def test_book_not_found_clears_id_and_kept_link(home, kobo, emulator_factory):
-    emu = emulator_factory("booklore")
-    cfg = make_config(home, emu.base_url)
-    scan_into(cfg, kobo)
-    _link_all(cfg, emu)
+    emu, cfg = _scanned_and_linked(home, kobo, emulator_factory, "booklore")
     sessions = _pending(cfg)["sessions"]
     item = sessions[0]
     with open_store(cfg) as store:
@@ -230,10 +230,7 @@ def _set_payload(cfg, queue_table: str, item_id: int, **values) -> None:
 
 
 def test_blank_and_long_texts(home, kobo, emulator_factory):
-    emu = emulator_factory("grimmory")
-    cfg = make_config(home, emu.base_url)
-    scan_into(cfg, kobo)
-    _link_all(cfg, emu)
+    emu, cfg = _scanned_and_linked(home, kobo, emulator_factory, "grimmory")
     items = _pending(cfg)["annotations"]
     highlights = [i for i in items if not i.payload.get("paged") and i.key["kind"] == "highlight"]
     notes = [i for i in items if not i.payload.get("paged") and i.key["kind"] == "note"]
@@ -289,10 +286,7 @@ def test_transient_batch_500_on_fork_falls_back_for_this_run_only(home, kobo, em
 
 
 def test_batch_refused_by_booklore_is_not_tried(home, kobo, emulator_factory):
-    emu = emulator_factory("booklore")
-    cfg = make_config(home, emu.base_url)
-    scan_into(cfg, kobo)
-    _link_all(cfg, emu)
+    emu, cfg = _scanned_and_linked(home, kobo, emulator_factory, "booklore")
     report = sync_once(cfg)
     assert report.exit_code == 0 and report.queues["sessions"].failed == 0
     assert not [e for e in emu.request_log() if e["path"].endswith("/batch")]
@@ -315,10 +309,7 @@ def test_short_lived_tokens_do_not_refresh_before_every_request(home, kobo, emul
 # ------------------------------------------------------------------ the contract
 @pytest.mark.parametrize("mode", ["fork", "booklore", "grimmory"])
 def test_command_line_contract_is_the_same_in_every_mode(home, kobo, emulator_factory, mode):
-    emu = emulator_factory(mode)
-    cfg = make_config(home, emu.base_url)
-    scan_into(cfg, kobo)
-    _link_all(cfg, emu)
+    emu, cfg = _scanned_and_linked(home, kobo, emulator_factory, mode)
     code, data, err = _sync_cli(make_env(emu.base_url))
     assert code == 0, err
     assert set(data) == {*QUEUES, "offline"}
@@ -335,10 +326,7 @@ def _as_comic(cfg, queue_table: str, items) -> None:
 
 
 def test_cbx_bookmarks_and_notes_are_keyed_by_page(home, kobo, emulator_factory):
-    emu = emulator_factory("booklore")
-    cfg = make_config(home, emu.base_url)
-    scan_into(cfg, kobo)
-    _link_all(cfg, emu)
+    emu, cfg = _scanned_and_linked(home, kobo, emulator_factory, "booklore")
     queued = _pending(cfg)
     marks = [i for i in queued["bookmarks"] if i.payload.get("paged")]
     notes = [i for i in queued["annotations"] if i.payload.get("paged") and i.key["kind"] == "note"]
@@ -368,10 +356,7 @@ def test_cbx_bookmarks_and_notes_are_keyed_by_page(home, kobo, emulator_factory)
 
 
 def test_cbx_note_on_a_taken_page_goes_as_a_book_note(home, kobo, emulator_factory):
-    emu = emulator_factory("grimmory")
-    cfg = make_config(home, emu.base_url)
-    scan_into(cfg, kobo)
-    _link_all(cfg, emu)
+    emu, cfg = _scanned_and_linked(home, kobo, emulator_factory, "grimmory")
     notes = [i for i in _pending(cfg)["annotations"]
              if i.payload.get("paged") and i.key["kind"] == "note"]
     _as_comic(cfg, "pending_annotations", notes)
@@ -391,10 +376,7 @@ def test_cbx_note_on_a_taken_page_goes_as_a_book_note(home, kobo, emulator_facto
 
 
 def test_pdf_bookmark_twice_on_grimmory_is_already_there(home, kobo, emulator_factory):
-    emu = emulator_factory("grimmory")
-    cfg = make_config(home, emu.base_url)
-    scan_into(cfg, kobo)
-    _link_all(cfg, emu)
+    emu, cfg = _scanned_and_linked(home, kobo, emulator_factory, "grimmory")
     pdf = [i for i in _pending(cfg)["bookmarks"] if i.payload.get("paged")]
     with open_store(cfg) as store:
         client = make_client(cfg, store)

@@ -16,14 +16,7 @@ QUEUE_LABELS = {
     "bookmarks": "Bookmarks",
     "progress": "Progress",
 }
-HISTORY_LABELS = {
-    "sessions": "Historical sessions",
-    "annotations": "Synced annotations",
-    "bookmarks": "Synced bookmarks",
-    "ratings": "Rating sync history",
-    "progress": "Synced progress",
-    "discarded": "Discarded items (Clear Pending list)",
-}
+HISTORY_LABELS = render.HISTORY_LABELS
 CLEAR_PENDING_WARNING = (
     "Warning: cleared items are permanently deleted and will not be uploaded to BookLore. "
     "There is no undo."
@@ -88,7 +81,7 @@ def clear_pending_dialog(cfg: Any) -> dict[str, int] | None:
         c.checked = True
     return _clear_dialog(cfg, CLEAR_PENDING_WARNING, choices, "Clear which pending queues?",
                          "Clear the checked queues?", clear.clear_pending,
-                         lambda name, n: f"Cleared {n} pending {name}.")
+                         render.pending_cleared)
 
 
 def clear_history_dialog(cfg: Any) -> dict[str, int] | None:
@@ -100,7 +93,7 @@ def clear_history_dialog(cfg: Any) -> dict[str, int] | None:
     choices = [choice(f"{HISTORY_LABELS[n]} ({history[n]})", n) for n in HISTORY_LABELS]
     return _clear_dialog(cfg, HISTORY_WARNING, choices, "Clear which synced-history records?",
                          "Clear the checked history?", clear.clear_history,
-                         lambda name, n: f"Cleared {n} rows of {HISTORY_LABELS[name].lower()}.")
+                         render.history_cleared)
 
 
 # ------------------------------------------------------------------ the menu
@@ -191,7 +184,7 @@ def _menu_clear_cache(cfg: Any) -> None:
     except ActionError as exc:
         _say(exc.message)
         return
-    _say(f"Cache cleared ({result.cleared} books). Run `booklore-sync scan` to rebuild it.")
+    _say(render.cache_cleared(result.cleared, result.links_kept))
 
 
 def _menu_advanced(cfg: Any) -> None:

@@ -156,6 +156,34 @@ def match_summary(matched: int, still_unmatched: int) -> str:
     return f"{matched} newly matched, {still_unmatched} still unmatched."
 
 
+# ------------------------------------------------------------------ clearing
+HISTORY_LABELS = {  # Advanced → Clear…'s ledgers, in the menu's order
+    "sessions": "Historical sessions",
+    "annotations": "Synced annotations",
+    "bookmarks": "Synced bookmarks",
+    "ratings": "Rating sync history",
+    "progress": "Synced progress",
+    "discarded": "Discarded items (Clear Pending list)",
+}
+
+
+def pending_cleared(queue: str, count: int) -> str:
+    """Clear Pending's line for one queue (§4.4)."""
+    return f"Cleared {count} pending {queue}."
+
+
+def history_cleared(ledger: str, count: int) -> str:
+    """Advanced → Clear…'s line for one ledger (§4.5)."""
+    return f"Cleared {count} rows of {HISTORY_LABELS[ledger].lower()}."
+
+
+def cache_cleared(books: int, links_kept: int) -> str:
+    """Clear Cache's message (§4.6), the same in the terminal, the menu and the page."""
+    what = "1 book" if books == 1 else f"{books} books"
+    kept = "1 manual link is" if links_kept == 1 else f"{links_kept} manual links are"
+    return f"Cleared the book cache ({what}); {kept} kept. Run `booklore-sync scan` to rebuild it."
+
+
 # ------------------------------------------------------------------ watch cycles
 def cycle_parts(cycle: Cycle) -> tuple[str, list[str]]:
     """(the scan part, the sync and accounts parts) of one watch cycle."""

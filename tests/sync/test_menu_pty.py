@@ -152,7 +152,7 @@ def test_view_clear_pending_and_clear_cache(home, screen_factory):
 
     # Clear Cache: immediate, then greyed out
     screen.choose("Clear Cache")
-    text = screen.wait_for("Cache cleared")
+    text = screen.wait_for("Cleared the book cache")
     text += screen.read()
     assert "Clear Cache (greyed out)" in text
     screen.keys("q")

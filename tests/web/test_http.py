@@ -307,3 +307,23 @@ def test_serve_with_source_runs_watch(home, kobo, emulator_factory, serve_factor
         assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", page.text)
         assert "next run by" in page.text
     wait_for(lambda: len(emu.state.sessions()) > 0, timeout=60)
+
+
+def test_a_damaged_store_is_named_not_a_traceback(home, serve_factory):
+    """A store file that is not SQLite: every page names the file (never a bare 500 or a
+    traceback), a clear is refused, and the file is left as it was."""
+    cfg = make_config(home, "http://127.0.0.1:9")
+    s = serve_factory()
+    with s.client() as c:
+        token = csrf(c.get("/").text)  # no store yet: the menu creates none
+        cfg.store_path.parent.mkdir(parents=True, exist_ok=True)
+        junk = b"not a database" * 100
+        cfg.store_path.write_bytes(junk)
+        menu = c.get("/")
+        assert menu.status_code == 500 and cfg.store_path.name in menu.text
+        assert "Traceback" not in menu.text and "Internal Server Error" not in menu.text
+        for path in ("/clear-cache", "/clear-pending"):
+            r = c.post(path, data={"csrf_token": token, "queue": "sessions"},
+                       follow_redirects=True)
+            assert cfg.store_path.name in r.text and "Cleared" not in r.text
+    assert cfg.store_path.read_bytes() == junk

@@ -152,8 +152,9 @@ def clear_pending(
                     "There is no undo."):
             err("Cancelled; nothing was cleared.")
             return
-    _clear(lambda: clear.clear_pending(cfg, chosen), chosen,
-           lambda q, n: f"Cleared {n} pending {q}.")
+    from booklore_sync import render
+
+    _clear(lambda: clear.clear_pending(cfg, chosen), chosen, render.pending_cleared)
 
 
 @app.command("clear-cache", rich_help_panel=MAINTENANCE,
@@ -170,10 +171,9 @@ def clear_cache(json_out: bool = JSON_OPTION) -> None:
     if G.json:
         out_json(result.to_json())
         return
-    kept = (f"; {result.links_kept} manual link{'s are' if result.links_kept != 1 else ' is'}"
-            " kept" if result.links_kept else "")
-    typer.echo(f"Cleared the book cache ({result.cleared} books){kept}. Run "
-               "`booklore-sync scan` to rebuild it.")
+    from booklore_sync import render
+
+    typer.echo(render.cache_cleared(result.cleared, result.links_kept))
 
 
 @advanced_app.command("rematch-all", epilog="Example:\n\n  booklore-sync advanced "
@@ -236,7 +236,7 @@ def clear_history(
 ) -> None:
     """Clear synced-history ledgers (pending queues are not touched)."""
     from booklore_sync.actions import clear
-    from booklore_sync.menu import HISTORY_LABELS, HISTORY_WARNING, clear_history_dialog
+    from booklore_sync.menu import HISTORY_WARNING, clear_history_dialog
 
     flags = {"sessions": sessions, "annotations": annotations, "bookmarks": bookmarks,
              "ratings": ratings, "progress": progress}
@@ -254,5 +254,6 @@ def clear_history(
         if not _ask("Clear the selected history?"):
             err("Cancelled; nothing was cleared.")
             return
-    _clear(lambda: clear.clear_history(cfg, chosen), chosen,
-           lambda name, n: f"Cleared {n} rows of {HISTORY_LABELS[name].lower()}.")
+    from booklore_sync import render
+
+    _clear(lambda: clear.clear_history(cfg, chosen), chosen, render.history_cleared)

@@ -2,7 +2,7 @@
 
 Every action the page offers is answered here by calling the same functions
 as the command line and the terminal menu (``actions.sync``, ``actions.match``,
-the store's clear methods, ``labels``, ``status``); the manual-match walk is in
+``actions.clear``, ``labels``, ``status``); the manual-match walk is in
 :mod:`booklore_sync.web.matching` and the watch thread in
 :mod:`booklore_sync.web.watching`.  Nothing here prints or renders HTML; when
 the library layer changes, only these modules follow it.
@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from booklore_sync import render
+from booklore_sync.actions import clear
+from booklore_sync.actions.base import LOCKED
+from booklore_sync.actions.base import ActionError as LibraryError
 from booklore_sync.config import Config
 from booklore_sync.labels import Entry, menu_entries
 from booklore_sync.menu import (
@@ -176,48 +180,49 @@ def _group_by_book(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+# ------------------------------------------------------------ quick actions
+@contextmanager
+def _library(cfg: Config) -> Iterator[None]:
+    """A library action's ``locked`` error as Busy (the page's 409), naming the holder;
+    its other errors (a broken store, say) as the page's one-message ActionError."""
+    try:
+        yield
+    except LibraryError as exc:
+        if exc.kind == LOCKED:
+            raise Busy(lock_holder(cfg) or "another process") from None
+        raise ActionError(exc.message) from None
+
+
 def pending_counts(cfg: Config) -> dict[str, int]:
-    store = _read_store(cfg)
-    if store is None:
-        return {q: 0 for q in QUEUES}
-    with store:
-        return store.counts()
+    """The queue sizes (zeros when there is no store yet; views never create it)."""
+    with _library(cfg):
+        return clear.pending_counts(cfg)
 
 
 def history_counts(cfg: Config) -> dict[str, int]:
-    store = _read_store(cfg)
-    if store is None:
-        return {name: 0 for name in HISTORY_ORDER}
-    with store:
-        return store.history_counts()
+    with _library(cfg):
+        return clear.history_counts(cfg)
 
 
-# ------------------------------------------------------------ quick actions
 def clear_pending(cfg: Config, queues: list[str]) -> list[str]:
-    """Clear Pending (§4.4) under the lock; the CLI's result lines."""
-    chosen = [q for q in QUEUES if q in queues]
-    with locked(cfg), Store.open(cfg.store_path) as store:
-        cleared = store.clear_pending(chosen)
-    return [f"Cleared {cleared[q]} pending {q}." for q in chosen]
+    """Clear Pending (§4.4) through the library (which takes the lock); the CLI's lines."""
+    with _library(cfg):
+        result = clear.clear_pending(cfg, queues)
+    return [render.pending_cleared(q, result.counts[q]) for q in QUEUES if q in queues]
 
 
 def clear_history(cfg: Config, names: list[str]) -> list[str]:
-    """Advanced → Clear… (§4.5) under the lock; the CLI's result lines."""
-    chosen = [n for n in HISTORY_ORDER if n in names]
-    with locked(cfg), Store.open(cfg.store_path) as store:
-        cleared = store.clear_history(chosen)
-    return [f"Cleared {cleared[n]} rows of {HISTORY_LABELS[n].lower()}." for n in chosen]
+    """Advanced → Clear… (§4.5) through the library; the CLI's result lines."""
+    with _library(cfg):
+        result = clear.clear_history(cfg, names)
+    return [render.history_cleared(n, result.counts[n]) for n in HISTORY_ORDER if n in names]
 
 
 def clear_cache(cfg: Config) -> str:
-    """Clear Cache (§4.6) under the lock, with the message of §4.6."""
-    with locked(cfg), Store.open(cfg.store_path) as store:
-        cleared = store.clear_cache()
-        removed, kept = cleared.books, cleared.links_kept
-    books = "1 book" if removed == 1 else f"{removed} books"
-    links = "1 manual link is" if kept == 1 else f"{kept} manual links are"
-    return (f"Cleared the book cache ({books}); {links} kept. "
-            "Run `booklore-sync scan` to rebuild it.")
+    """Clear Cache (§4.6) through the library, with the message of §4.6."""
+    with _library(cfg):
+        result = clear.clear_cache(cfg)
+    return render.cache_cleared(result.cleared, result.links_kept)
 
 
 # --------------------------------------------------------------------- jobs

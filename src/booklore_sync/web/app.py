@@ -21,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from booklore_sync.actions.base import ActionError as LibraryError
 from booklore_sync.config import Config, ConfigError
+from booklore_sync.store import StoreError
 from booklore_sync.web import actions, watching
 from booklore_sync.web.jobs import Jobs
 from booklore_sync.web.responses import (  # noqa: F401 - names the pages use too
@@ -117,6 +119,9 @@ class Web:
                     response = await handler(request, session, form)
                 except ConfigError as exc:
                     response = self.message(session, "Configuration error", f"Error: {exc}",
+                                            status=500, warn=True)
+                except (StoreError, LibraryError) as exc:  # a damaged or newer store file
+                    response = self.message(session, "Store error", f"Error: {exc}",
                                             status=500, warn=True)
             cookies = response.headers.getlist("set-cookie")
             if fresh and not any(c.startswith(COOKIE + "=") for c in cookies):

@@ -166,6 +166,9 @@ class Pages:
             said = await blocking(run, self.web.config(), *args)
         except actions.Busy as exc:
             return self.web.busy(session, exc)
+        except actions.ActionError as exc:
+            session.flash.append(str(exc))
+            return redirect("/")
         session.flash.extend([said] if isinstance(said, str) else said)
         return redirect("/")
 

@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from booklore_sync.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -58,11 +61,36 @@ def home(isolated_env: Path) -> Path:
     return isolated_env
 
 
+_EMPTY_STORE: list[Path] = []  # an empty store at the current schema, made once per process
+
+
+def new_store(path: str | Path) -> Store:
+    """``Store.open`` of a new file, as a copy of an empty store at the current schema:
+    opening a new file runs every migration (~13 ms of CPU), and the suite opens
+    hundreds (hypothesis examples).  The copy is what ``Store.open`` would have made,
+    up to the times in ``schema_migrations``; an existing ``path`` is simply opened."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from booklore_sync.store import Store
+    from booklore_sync.store.files import private_dir
+
+    path = Path(path)
+    if not _EMPTY_STORE:
+        folder = Path(tempfile.mkdtemp(prefix="booklore-sync-empty-store-"))
+        atexit.register(shutil.rmtree, folder, True)
+        Store.open(folder / "empty.db").close()
+        _EMPTY_STORE.append(folder / "empty.db")
+    if not path.exists():
+        private_dir(path.parent)
+        shutil.copyfile(_EMPTY_STORE[0], path)
+    return Store.open(path)
+
+
 @pytest.fixture
 def store(home):
-    from booklore_sync.store import Store
-
-    s = Store.open(home / "booklore-sync.db")
+    s = new_store(home / "booklore-sync.db")
     yield s
     s.close()
 

@@ -27,6 +27,35 @@ REALWORLD = Path(os.environ.get("BOOKLORE_SYNC_REALWORLD")
                  or ROOT.parent / "shared" / "fixtures" / "realworld")
 
 
+def _share_the_default_ssl_context() -> None:
+    """Every httpx client made in the test process with the default verification gets
+    one shared SSL context: httpx loads certifi's CA bundle for each client (~40 ms of
+    CPU), and the suite makes some 500 (a client per sync, check, job).  The
+    verification is the same; only the loading is shared.  Real processes (``run_process``)
+    are not affected."""
+    try:
+        from httpx._transports import default
+    except ImportError:  # pragma: no cover - another httpx layout: nothing shared
+        return
+    original = default.create_ssl_context
+    shared: dict[tuple[str | None, ...], Any] = {}
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None:
+            return original(verify=verify, cert=cert, trust_env=trust_env)
+        # the same bundle for the same variables (httpx reads them for each client)
+        key = ((os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+               if trust_env else (None, None))
+        if key not in shared:
+            shared[key] = original(verify=True, cert=None, trust_env=trust_env)
+        return shared[key]
+
+    default.create_ssl_context = create_ssl_context
+
+
+_share_the_default_ssl_context()
+
+
 @pytest.fixture(scope="session")
 def realworld() -> Path:
     """The real-world KOReader corpus (read-only); skips the test when it is absent."""

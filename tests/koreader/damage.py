@@ -30,6 +30,7 @@ from pathlib import Path
 
 from booklore_sync.koreader.scan import scan_source
 from booklore_sync.store import Store
+from tests.conftest import new_store
 
 from .conftest import KOBO
 
@@ -357,7 +358,7 @@ def run_one(seed: int, base: Path, expected: dict[str, Counter[str]], work: Path
     marker = case / MARKER
     name, concerned = damage(rng, device, marker)
     out = Outcome(f"seed {seed}: {name}")
-    store = Store.open(case / "store.sqlite3")
+    store = new_store(case / "store.sqlite3")
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT)
     t0 = time.perf_counter()

@@ -16,6 +16,7 @@ from booklore_sync.store import (
     UPDATED,
     Store,
 )
+from tests.conftest import new_store
 
 FP = "59d481d168cca6267322f150c5f6a2a3"
 FP2 = "41cce710f34e5ec21315e19c99821415"
@@ -116,8 +117,8 @@ steps = st.one_of(
                                                                    HealthCheck.function_scoped_fixture])
 @given(st.lists(steps, max_size=10))
 def test_same_as_single_calls(tmp_path, ops):
-    one = Store.open(tmp_path / f"one-{id(ops)}.db")
-    many = Store.open(tmp_path / f"many-{id(ops)}.db")
+    one = new_store(tmp_path / f"one-{id(ops)}.db")
+    many = new_store(tmp_path / f"many-{id(ops)}.db")
     try:
         for op, queue, arg in ops:
             if op == "enqueue":

@@ -9,6 +9,7 @@ import pytest
 from booklore_sync.common.vocab import LinkKind
 from booklore_sync.store import Store
 from booklore_sync.store.books import BookUpsert
+from tests.conftest import new_store
 
 FP = "59d481d168cca6267322f150c5f6a2a3"
 FP2 = "41cce710f34e5ec21315e19c99821415"
@@ -40,8 +41,8 @@ def _random_batch(rnd: random.Random, pool: list[str]) -> list[BookUpsert]:
 def test_batch_upsert_matches_single_calls_in_order(tmp_path, seed):
     rnd = random.Random(seed)
     pool = [f"{i:032x}" for i in range(10)]
-    single = Store.open(tmp_path / "single.db")
-    batched = Store.open(tmp_path / "batched.db")
+    single = new_store(tmp_path / "single.db")
+    batched = new_store(tmp_path / "batched.db")
     for s in (single, batched):  # the same kept links and one matched row on both sides
         s.set_kept_link(pool[1], 11, LinkKind.MANUAL)
         s.set_kept_link(pool[4], 44, LinkKind.PLUGIN)

@@ -1,6 +1,7 @@
 """An audit of the command-line contract (spec sync-and-cache.md §6), line by line, on
-the installed entry point in subprocesses, with an isolated home and the emulator on a
-free port: commands and flags, global options on either side of the command, every JSON
+the entry point (called in this process as a fresh process would run it; in real
+processes where a process matters: exit codes seen from outside, the lock, the emulator,
+the platform directories), with an isolated home and the emulator on a free port: commands and flags, global options on either side of the command, every JSON
 shape and the error object, exit codes, URL normalisation, the §7 variables, the config
 directory, the lock, confirmations."""
 

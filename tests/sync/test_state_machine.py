@@ -47,6 +47,7 @@ from booklore_sync.settings_defaults import DEFAULTS
 from booklore_sync.store import ALREADY_QUEUED, ALREADY_SYNCED, QUEUED, Store
 from booklore_sync.sync import engine as engine_module
 from booklore_sync.sync.engine import SyncEngine
+from tests.conftest import new_store
 
 BATCH = "/api/v1/reading-sessions/batch"
 SESSIONS = "/api/v1/reading-sessions"
@@ -155,7 +156,7 @@ class SyncMachine(RuleBasedStateMachine):
         home.mkdir(parents=True)
         self.home = home
         self.stores = itertools.count(1)
-        self.store = Store.open(home / "store.db")
+        self.store = new_store(home / "store.db")
         # concurrency 4: the two books' uploads of a phase go at the same time (§4.1)
         self.settings = dict(DEFAULTS, **{"annotations.notes_destination": destination,
                                           "http.max_concurrency": concurrency,
@@ -310,7 +311,7 @@ class SyncMachine(RuleBasedStateMachine):
         what was sent; first contact must settle what the server already holds."""
         assert self.store is not None
         self.store.close()
-        self.store = Store.open(self.home / f"store-{next(self.stores)}.db")
+        self.store = new_store(self.home / f"store-{next(self.stores)}.db")
         for kind, book in self.books.items():
             self.store.upsert_book(book.fingerprint, title=self.titles[kind],
                                    book_type=book.book_type)

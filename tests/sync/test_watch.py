@@ -109,9 +109,9 @@ def test_sigterm_stops_cleanly(home, kobo, emu):
 
 
 def test_watch_missing_source(home):
-    from tests.conftest import run_cli
+    from tests.conftest import run_process
 
-    proc = run_cli("watch", str(home / "nope"))
+    proc = run_process("watch", str(home / "nope"))
     assert proc.returncode == 2
 
 

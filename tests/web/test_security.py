@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_process
 from tests.web.conftest import Page, csrf, start_serve
 
 PASSWORD = "correct horse battery staple"
@@ -15,21 +15,21 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1"])
 def test_non_loopback_without_password_refused(host):
-    proc = run_cli("serve", "--host", host, "--port", "0", timeout=60)
+    proc = run_process("serve", "--host", host, "--port", "0", timeout=60)
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "--password-file" in proc.stderr and "BOOKLORE_SYNC_WEB_PASSWORD" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = run_cli("serve", "--host", host, "--port", "0", "--json", timeout=60)
+    proc = run_process("serve", "--host", host, "--port", "0", "--json", timeout=60)
     assert proc.returncode == 2
     data = json.loads(proc.stdout)
     assert data["exit_code"] == 2 and data["error"]["type"] == "usage"
 
 
 def test_unreadable_password_file_and_missing_source(tmp_path):
-    proc = run_cli("serve", "--port", "0", "--password-file", str(tmp_path / "nope"))
+    proc = run_process("serve", "--port", "0", "--password-file", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "password file" in proc.stderr
-    proc = run_cli("serve", str(tmp_path / "no-such-folder"), "--port", "0")
+    proc = run_process("serve", str(tmp_path / "no-such-folder"), "--port", "0")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 

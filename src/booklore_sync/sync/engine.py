@@ -178,6 +178,7 @@ class SyncEngine:
                                  "server unreachable — not attempted", count=False)
         finally:
             self.pool.close()
+            self.ledger.close()
         for account, dead in self.state.dead_snapshot().items():
             if dead.kind == "rate_limited":
                 self.report.messages.append("login rate-limited — wait 15 minutes")
@@ -236,8 +237,9 @@ class SyncEngine:
         def one(unit: U) -> list[Any]:
             return run_unit(lambda w: body(w, unit), self.client, self.state)
 
-        for outcomes in self.pool.run(one, units):
-            self.ledger.record_all(outcomes)
+        with self.ledger.overlap():
+            for outcomes in self.pool.run(one, units):
+                self.ledger.record_all(outcomes)
         if self.ledger.lost is not None:
             raise ServerLost(self.ledger.lost)
 

@@ -132,15 +132,22 @@ def _seconds(moment: datetime | None) -> int | None:
 
 
 def _time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    if len(text) == 20 and text[-1] == "Z":  # the importer's form: the quick way
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
     try:
-        return parse_time(text) if isinstance(text, str) else None
+        return parse_time(text)
     except ValueError:
         return None
 
 
 def session_range(payload: Mapping[str, Any]) -> tuple[int, int] | None:
     """A queued session's (start, end) in whole epoch seconds."""
-    s, e = (_seconds(_time(payload.get(k))) for k in ("startTime", "endTime"))
+    s, e = _seconds(_time(payload.get("startTime"))), _seconds(_time(payload.get("endTime")))
     return None if s is None or e is None else (s, e)
 
 

@@ -21,6 +21,7 @@ import httpx
 from .. import __version__
 from .errors import BookLoreError, OfflineError, OutcomeUnknownError
 from .http import GATEWAY_STATUSES, Scrubber
+from .pool import PooledTransport
 
 __all__ = [
     "Transport",
@@ -230,16 +231,17 @@ class Transport:
         self.scrub = scrub or Scrubber()
         self.on_request = on_request
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
+        # drop idle pooled connections well before common server keep-alive
+        # timeouts (5 s and up), which keeps the keep-alive race rare
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=2.0)
         self.http = httpx.Client(
             timeout=timeout,
             follow_redirects=False,
             verify=True,
-            transport=transport,
+            transport=transport if transport is not None else PooledTransport(limits),
             headers={"Accept": "application/json", "User-Agent": f"booklore-sync/{__version__}"},
             trust_env=True,
-            # drop idle pooled connections well before common server keep-alive
-            # timeouts (5 s and up), which keeps the keep-alive race rare
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=2.0),
+            limits=limits,
         )
 
     def close(self) -> None:

@@ -55,8 +55,7 @@ def session_in(p: Mapping[str, Any]) -> SessionIn:
             and _short(p.get("startLocation")) and _short(p.get("endLocation"))):
         # the importer's payload is already the request item: send it as it is
         wire = {k: v for k, v in p.items() if k in _WIRE_OK and v is not None}
-        return SessionIn(start_time=start, end_time=end,
-                         duration_seconds=int(p["durationSeconds"]), wire=wire)
+        return SessionIn.of_wire(start, end, int(p["durationSeconds"]), wire)
     return SessionIn(
         start_time=start, end_time=end, duration_seconds=int(p["durationSeconds"]),
         start_progress=p.get("startProgress"), end_progress=p.get("endProgress"),

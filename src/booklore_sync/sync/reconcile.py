@@ -287,9 +287,9 @@ def _read(w: Worker, queue: str, items: list[QueueItem], fetch: Callable[[], T])
 def reconcile_sessions(w: Worker, book_id: int, items: list[QueueItem]) -> set[int] | None:
     """First contact for a book's sessions: the ids of the local sessions already on
     the server (settled "found on server"), or None when the read failed."""
-    spans = [s for s in (session_range(i.payload) for i in items) if s is not None]
-    earliest = (datetime.fromtimestamp(min(s[0] for s in spans), timezone.utc)
-                if spans else None)
+    starts = [s for s in (_seconds(_time(i.payload.get("startTime"))) for i in items)
+              if s is not None]
+    earliest = datetime.fromtimestamp(min(starts), timezone.utc) if starts else None
     server = _read(w, "sessions", items,
                    lambda: list(w.client.iter_sessions(book_id, ending_after=earliest)))
     if server is None:

@@ -159,3 +159,57 @@ def test_https_goes_to_a_tls_pool_made_on_first_use():
         assert transport._tls is not None
     finally:
         sock.close()
+
+
+class CookieServer(OneShotServer):
+    """Answers the first request with a cookie and records every request's head."""
+
+    def __init__(self) -> None:
+        self.heads: list[bytes] = []
+        super().__init__()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                self.heads.append(head.lower())
+                cookie = b"Set-Cookie: route=a1; Path=/\r\n" if len(self.heads) == 1 else b""
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + cookie
+                             + b"Content-Length: 2\r\n\r\n{}")
+
+
+def test_the_direct_path_keeps_cookies_a_server_sets(monkeypatch):
+    from booklore_sync.booklore.transport import Transport
+
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    server = CookieServer()
+    t = Transport(f"http://127.0.0.1:{server.port}")
+    try:
+        assert t._direct is not None
+        for _ in range(3):
+            assert t.exchange("GET", "/api/v1/x", idempotent=True).json() == {}
+        assert b"cookie:" not in server.heads[0]
+        assert all(b"cookie: route=a1" in head for head in server.heads[1:])
+    finally:
+        t.close()
+        server.close()
+
+
+def test_a_proxy_in_the_environment_leaves_requests_to_httpx(monkeypatch):
+    from booklore_sync.booklore.transport import Transport
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    t = Transport("http://books.example:6060")
+    try:
+        assert t._direct is None
+    finally:
+        t.close()

@@ -7,7 +7,8 @@ plan's work units — one book each, at most ``http.max_concurrency`` at once on
 client's one connection pool (:mod:`~booklore_sync.sync.execute`,
 :mod:`~booklore_sync.sync.uploads`, :mod:`~booklore_sync.sync.reading`) — and
 *records* every outcome in the ledger (:mod:`~booklore_sync.sync.ledger`), on this
-thread alone.  Client errors become outcomes in one place
+thread alone (its store writes, in order, on the ledger's writer thread while the
+units run: :mod:`~booklore_sync.sync.writer`).  Client errors become outcomes in one place
 (:func:`~booklore_sync.sync.outcomes.classify`).  Server capabilities are the
 client's: the engine only asks it (``client.capabilities``).
 

@@ -7,6 +7,7 @@ in the client.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Protocol, runtime_checkable
@@ -58,6 +59,11 @@ def parse_release(version: str | None) -> tuple[int, int, int] | None:
     fork image tag) → ``None`` = unknown, treated as the newest release (§0.1)."""
     if not isinstance(version, str):
         return None
+    return _parse_release(version)
+
+
+@functools.lru_cache(maxsize=32)  # asked before every request of a versioned route
+def _parse_release(version: str) -> tuple[int, int, int] | None:
     m = _RELEASE_RE.match(version.strip())
     if m is None:
         return None

@@ -74,8 +74,11 @@ def _utc_whole(value: datetime) -> datetime:
 
 
 def utf16_len(text: str) -> int:
-    """Length in UTF-16 code units (Java's ``String.length()``)."""
-    return sum(2 if ord(c) > 0xFFFF else 1 for c in text)
+    """Length in UTF-16 code units (Java's ``String.length()``): a code point above
+    U+FFFF takes two (a lone surrogate, one)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def truncate_utf16(text: str | None, limit: int) -> str | None:

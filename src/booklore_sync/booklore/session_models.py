@@ -48,6 +48,19 @@ class SessionIn:
     #: whole-second UTC times, short locations); ``to_json`` sends it as it is
     wire: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
+    @classmethod
+    def of_wire(cls, start_time: datetime, end_time: datetime, duration_seconds: int,
+                wire: dict[str, Any]) -> SessionIn:
+        """A session whose request item is ``wire`` as it is (the other fields unset):
+        the same object as the constructor makes, without its per-field set-up (a sync
+        makes one per queued session)."""
+        self = object.__new__(cls)
+        self.__dict__.update(
+            start_time=start_time, end_time=end_time, duration_seconds=duration_seconds,
+            start_progress=None, end_progress=None, progress_delta=None, start_location=None,
+            end_location=None, duration_formatted=None, wire=wire)
+        return self
+
     def key(self) -> tuple[datetime, datetime, int]:
         """(start, end, duration) truncated to whole seconds, in UTC: the identity used
         by verify-before-resend (§3.12)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ import httpx
 from .. import __version__
 from .errors import BookLoreError, OfflineError, OutcomeUnknownError
 from .http import GATEWAY_STATUSES, Scrubber
+from .pool import PooledTransport
 
 __all__ = [
     "Transport",
@@ -209,6 +211,14 @@ def is_quick_drop(err: BookLoreError) -> bool:
 # ---------------------------------------------------------------------- transport
 
 
+def _environment_proxy() -> bool:
+    """Whether httpx (``trust_env``) would route some request through a proxy named by
+    the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, the system's)."""
+    found = urllib.request.getproxies()
+    return any(found.get(scheme) for scheme in ("http", "https", "all"))
+
+
+
 class Transport:
     """The pooled HTTP connection to one server (thread-safe, as ``httpx.Client``)."""
 
@@ -230,17 +240,24 @@ class Transport:
         self.scrub = scrub or Scrubber()
         self.on_request = on_request
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
+        # drop idle pooled connections well before common server keep-alive
+        # timeouts (5 s and up), which keeps the keep-alive race rare
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=2.0)
+        pool = PooledTransport(limits) if transport is None else None
         self.http = httpx.Client(
             timeout=timeout,
             follow_redirects=False,
             verify=True,
-            transport=transport,
+            transport=transport if transport is not None else pool,
             headers={"Accept": "application/json", "User-Agent": f"booklore-sync/{__version__}"},
             trust_env=True,
-            # drop idle pooled connections well before common server keep-alive
-            # timeouts (5 s and up), which keeps the keep-alive race rare
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=2.0),
+            limits=limits,
         )
+        # Requests go straight to the pool when nothing of httpx.Client.send is in use
+        # here: no proxy from the environment (httpx would mount one), no redirects or
+        # auth flows (this class handles both), no cookie yet (see _send).  That skips
+        # a tenth of a millisecond of bookkeeping per request.
+        self._direct = pool if pool is not None and not _environment_proxy() else None
 
     def close(self) -> None:
         self.http.close()
@@ -299,6 +316,31 @@ class Transport:
             except Exception:  # noqa: BLE001 - a display hook must not break a sync
                 log.debug("the request hook failed", exc_info=True)
 
+    def _send(self, method: str, url: httpx.URL, headers: dict[str, Any] | None, json_body: Any,
+              params: dict[str, Any] | None) -> httpx.Response:
+        """One request and its whole answer.  Without cookies (a server that sets one
+        gets httpx.Client's own path from then on: its jar sends it back) the request
+        goes to the pool directly; httpx.Client.send would add only what is unused."""
+        direct = self._direct
+        if direct is None or self.http.cookies:
+            if json_body is not None:
+                return self.http.request(method, url, headers=headers, json=json_body, params=params)
+            return self.http.request(method, url, headers=headers, params=params)
+        if json_body is not None:
+            request = self.http.build_request(method, url, headers=headers, json=json_body, params=params)
+        else:
+            request = self.http.build_request(method, url, headers=headers, params=params)
+        resp = direct.handle_request(request)
+        resp.request = request
+        try:
+            resp.read()
+        except BaseException:
+            resp.close()
+            raise
+        if "set-cookie" in resp.headers:
+            self.http.cookies.extract_cookies(resp)
+        return resp
+
     def _send_following(
         self,
         method: str,
@@ -315,10 +357,7 @@ class Transport:
         while True:
             started = time.monotonic()
             try:
-                if json_body is not None:
-                    resp = self.http.request(method, url, headers=headers, json=json_body, params=params)
-                else:
-                    resp = self.http.request(method, url, headers=headers, params=params)
+                resp = self._send(method, url, headers, json_body, params)
             except httpx.HTTPError as exc:
                 self._emit(method, shown, None, started, type(exc).__name__)
                 raise

@@ -73,6 +73,12 @@ def _sent_text(sent: Any) -> str | None:
 
 class LedgerMixin(StoreCore):
     # -------------------------------------------------------- engine updates
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this connection (another thread's writes
+        would have to wait for its end)."""
+        return self._conn.in_transaction
+
     def set_state(self, queue: str, ids: Sequence[int], state: str) -> None:
         """Durably mark rows 'pending', 'in_flight' or 'uncertain'.
 

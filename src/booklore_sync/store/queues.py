@@ -282,38 +282,81 @@ class QueuesMixin(LedgerMixin):
                 ids: Iterable[int] | None = None) -> list[QueueItem]:
         """Queue rows in insertion order, joined to the cache through any fingerprint."""
         kind = QUEUE_BY_NAME[queue]
+        table = kind.queue_table
         where: list[str] = []
         params: list[Any] = []
         if fingerprint is not None:
             where.append("q.fingerprint = ?")
             params.append(fingerprint)
         if ids is not None:
-            id_list = list(ids)
-            where.append(f"q.id IN ({','.join('?' * len(id_list))})")
-            params.extend(id_list)
+            where.append("q.id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(ids)))
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         key_cols = KEY_COLUMNS[queue]
-        parts = ", q.done_parts" if queue == "annotations" else ", '[]'"
-        # a plain tuple cursor: the store's Row factory costs more than the rest per row
+        parts = ", q.done_parts" if queue == "annotations" else ""
+        # plain tuple cursors (the store's Row factory costs more than the rest per
+        # row); the cached book once per fingerprint, not joined into every row
         cur = self._conn.cursor()
         cur.row_factory = None
         rows = cur.execute(
             f"SELECT q.id, q.fingerprint, q.payload, q.created_at, q.retry_count,"
             f" q.last_attempt_at, q.last_error, q.last_status, q.state,"
-            f" b.id, b.book_id, b.title, b.file_path, b.book_type{parts},"
-            f" q.in_flight_at, q.abandoned_at,"
-            f" {', '.join('q.' + c for c in key_cols)} FROM {kind.queue_table} q"
-            f" LEFT JOIN book_hashes h ON h.hash = q.fingerprint"
-            f" LEFT JOIN book_cache b ON b.id = h.cache_id{clause} ORDER BY q.id", params)
-        loads = json.loads
-        items = []
-        for (rid, fp, payload, created, retries, attempted, error, status, st, cache_id,
-             book_id, title, path, book_type, done, in_flight, abandoned, *key) in rows:
-            items.append(QueueItem(
-                queue, rid, fp, loads(payload), created, retries, attempted, error, status,
-                st, dict(zip(key_cols, key, strict=True)), cache_id, book_id, title, path,
-                book_type, loads(done), in_flight, abandoned))
+            f" q.in_flight_at, q.abandoned_at, {', '.join('q.' + c for c in key_cols)}"
+            f"{parts} FROM {table} q{clause} ORDER BY q.id", params).fetchall()
+        if not rows:
+            return []
+        books: dict[str, tuple[Any, ...]] = {r[0]: r[1:] for r in cur.execute(
+            "SELECT h.hash, b.id, b.book_id, b.title, b.file_path, b.book_type"
+            " FROM book_hashes h JOIN book_cache b ON b.id = h.cache_id"
+            f" WHERE h.hash IN (SELECT DISTINCT q.fingerprint FROM {table} q{clause})",
+            params)}
+        payloads = _decode_all([r[2] for r in rows])
+        no_book = (None, None, None, None, None)
+        n_keys = len(key_cols)
+        items: list[QueueItem] = []
+        append = items.append
+        if parts:
+            loads = json.loads
+            for r, payload in zip(rows, payloads, strict=True):
+                cache_id, book_id, title, path, book_type = books.get(r[1], no_book)
+                done = r[11 + n_keys]
+                append(QueueItem(
+                    queue, r[0], r[1], payload, r[3], r[4], r[5], r[6], r[7], r[8],
+                    dict(zip(key_cols, r[11:11 + n_keys], strict=True)), cache_id, book_id,
+                    title, path, book_type, [] if done == "[]" else loads(done), r[9], r[10]))
+        elif n_keys == 1:
+            (col,) = key_cols
+            for r, payload in zip(rows, payloads, strict=True):
+                cache_id, book_id, title, path, book_type = books.get(r[1], no_book)
+                append(QueueItem(
+                    queue, r[0], r[1], payload, r[3], r[4], r[5], r[6], r[7], r[8],
+                    {col: r[11]}, cache_id, book_id, title, path, book_type, [], r[9], r[10]))
+        else:
+            for r, payload in zip(rows, payloads, strict=True):
+                cache_id, book_id, title, path, book_type = books.get(r[1], no_book)
+                append(QueueItem(
+                    queue, r[0], r[1], payload, r[3], r[4], r[5], r[6], r[7], r[8],
+                    dict(zip(key_cols, r[11:], strict=True)), cache_id, book_id, title, path,
+                    book_type, [], r[9], r[10]))
         return items
 
     def all_pending(self) -> list[QueueItem]:
         return [item for q in QUEUES for item in self.pending(q)]
+
+
+_RAW_DECODE = json.JSONDecoder().raw_decode
+
+
+def _decode_all(texts: list[str]) -> list[Any]:
+    """``json.loads`` of each text, without its per-call set-up (what json.loads does
+    on top of the C scanner costs as much as the scanning of a short payload)."""
+    raw, loads = _RAW_DECODE, json.loads
+    out = []
+    for text in texts:
+        try:
+            value, end = raw(text)
+        except (ValueError, TypeError):
+            value, end = None, -1
+        # anything but one bare JSON value (blanks, trailing data, not a str): as loads
+        out.append(value if end >= 0 and end == len(text) else loads(text))
+    return out

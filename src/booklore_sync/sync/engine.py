@@ -7,7 +7,8 @@ plan's work units — one book each, at most ``http.max_concurrency`` at once on
 client's one connection pool (:mod:`~booklore_sync.sync.execute`,
 :mod:`~booklore_sync.sync.uploads`, :mod:`~booklore_sync.sync.reading`) — and
 *records* every outcome in the ledger (:mod:`~booklore_sync.sync.ledger`), on this
-thread alone.  Client errors become outcomes in one place
+thread alone (its store writes, in order, on the ledger's writer thread while the
+units run: :mod:`~booklore_sync.sync.writer`).  Client errors become outcomes in one place
 (:func:`~booklore_sync.sync.outcomes.classify`).  Server capabilities are the
 client's: the engine only asks it (``client.capabilities``).
 
@@ -178,6 +179,7 @@ class SyncEngine:
                                  "server unreachable — not attempted", count=False)
         finally:
             self.pool.close()
+            self.ledger.close()
         for account, dead in self.state.dead_snapshot().items():
             if dead.kind == "rate_limited":
                 self.report.messages.append("login rate-limited — wait 15 minutes")
@@ -236,8 +238,9 @@ class SyncEngine:
         def one(unit: U) -> list[Any]:
             return run_unit(lambda w: body(w, unit), self.client, self.state)
 
-        for outcomes in self.pool.run(one, units):
-            self.ledger.record_all(outcomes)
+        with self.ledger.overlap():
+            for outcomes in self.pool.run(one, units):
+                self.ledger.record_all(outcomes)
         if self.ledger.lost is not None:
             raise ServerLost(self.ledger.lost)
 

@@ -1,7 +1,10 @@
 """Recording outcomes: the only part of a sync run that writes the store and the report.
 
 It runs on the engine's thread alone (workers only talk HTTP and hand back outcomes),
-so one SQLite connection serves the whole run.
+so one SQLite connection serves the whole run.  While a phase's units run, its store
+writes go, in order, to the writer thread (:mod:`~booklore_sync.sync.writer`): the
+report and what the run knows are updated at once, the store a moment later, and the
+engine waits for every write when the units are done.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from booklore_sync.booklore import errors as E
@@ -34,13 +38,15 @@ from booklore_sync.sync.outcomes import (
 )
 from booklore_sync.sync.reconcile import Reconciled
 from booklore_sync.sync.report import SyncReport
+from booklore_sync.sync.writer import Writer
 
 if TYPE_CHECKING:
     from booklore_sync.store.db import QueueItem, Store
 
 log = logging.getLogger(__name__)
 
-DEFER_BATCH = 200  # history moves grouped per transaction
+DEFER_BATCH = 200  # history moves grouped per transaction (at most)
+FLUSH_ROWS = 400  # while units run: the rows of deferred moves that start a transaction
 
 
 class Ledger:
@@ -54,14 +60,25 @@ class Ledger:
         self.attempted: set[int] = set()  # sessions this run put into a request
         self.lost: str | None = None  # why the server counts as lost
         self._deferred: dict[str, list[tuple[list[int], dict[str, Any]]]] = defaultdict(list)
+        self._deferred_rows: dict[str, int] = defaultdict(int)
         self._reconciled: dict[str, list[tuple[int, ReconcileKind]]] = defaultdict(list)
         self.done = 0
         self.total = 0
+        self.writer = Writer()
+        self._write = self.writer.submit
 
     # ------------------------------------------------------------ dispatch
     def record_all(self, outcomes: Iterable[Outcome]) -> None:
+        queues: set[str] = set()
         for outcome in outcomes:
             self.record(outcome)
+            queues.add(outcome.queue)
+        if self.writer.active:
+            # the writer thread writes them while the next units' requests go; a
+            # transaction costs about as much as a few hundred rows, so rows gather
+            for queue in queues:
+                if self._deferred_rows[queue] >= FLUSH_ROWS:
+                    self.flush(queue)
 
     def record(self, o: Outcome) -> None:
         """Write one outcome to the store and the report."""
@@ -86,8 +103,8 @@ class Ledger:
             self.gone(o.queue, o.items, reset=o.reset)
         elif isinstance(o, PartDone):
             for item in o.items:
-                self.store.mark_annotation_part(item.id, o.part, book_id=o.book_id,
-                                                remote_id=o.remote_id)
+                self._write(self.store.mark_annotation_part, item.id, o.part,
+                            book_id=o.book_id, remote_id=o.remote_id)
         elif isinstance(o, Cut):
             self.report.note_cut(o.queue, o.items)
         elif isinstance(o, Sent):
@@ -104,6 +121,13 @@ class Ledger:
             self.state.stop.set()
         else:  # pragma: no cover - a new outcome kind without a recorder
             raise TypeError(f"unknown outcome {o!r}")
+
+    def overlap(self) -> AbstractContextManager[None]:
+        """Within the block the store writes go to the writer thread (see the module)."""
+        return self.writer.overlap(enabled=not self.store.in_transaction)
+
+    def close(self) -> None:
+        self.writer.close()
 
     # ------------------------------------------------------------ tallies
     def _tick(self, n: int) -> None:
@@ -133,21 +157,29 @@ class Ledger:
         move = ([i.id for i in items], history)
         if defer:
             self._deferred[queue].append(move)
+            self._deferred_rows[queue] += len(move[0])
             if len(self._deferred[queue]) >= DEFER_BATCH:
                 self.flush(queue)
             return
-        moved = self.store.move_to_history(queue, move[0], **history)
-        if moved < len(items):  # a newer value was queued meanwhile (ratings/progress)
+        self._write(self._move, queue, move[0], history)
+
+    def _move(self, queue: str, ids: list[int], history: dict[str, Any]) -> None:
+        moved = self.store.move_to_history(queue, ids, **history)
+        if moved < len(ids):  # a newer value was queued meanwhile (ratings/progress)
             log.info("%d %s rows got a newer value during the run and stay queued",
-                     len(items) - moved, queue)
+                     len(ids) - moved, queue)
 
     def flush(self, queue: str) -> None:
         """Write the queue's deferred history moves, then its reconciliation records
         (whose found items are among those moves), in one transaction."""
         moves, self._deferred[queue] = self._deferred[queue], []
+        self._deferred_rows[queue] = 0
         done, self._reconciled[queue] = self._reconciled[queue], []
-        if not moves and not done:
-            return
+        if moves or done:
+            self._write(self._flush, queue, moves, done)
+
+    def _flush(self, queue: str, moves: list[tuple[list[int], dict[str, Any]]],
+               done: list[tuple[int, ReconcileKind]]) -> None:
         with self.store.transaction():
             if moves:
                 self.store.move_many_to_history(queue, moves)
@@ -169,8 +201,9 @@ class Ledger:
             if state == "pending" else set()
         for ids, new_state in (([i.id for i in items if i.id not in doubtful], state),
                                (sorted(doubtful), "uncertain")):
-            self.store.record_attempt(queue, ids, error=reason, status=status,
-                                      count_attempt=count, state=new_state)
+            if ids:
+                self._write(self.store.record_attempt, queue, ids, error=reason,
+                            status=status, count_attempt=count, state=new_state)
         tally = self.report.queues[queue]
         tally.failed += len(items)
         tally.fail_reasons[_reason_class(reason)] += len(items)
@@ -179,7 +212,7 @@ class Ledger:
     def skip(self, queue: str, items: list[QueueItem], reason: str) -> None:
         if not items:
             return
-        self.store.record_skip(queue, [i.id for i in items], reason)
+        self._write(self.store.record_skip, queue, [i.id for i in items], reason)
         tally = self.report.queues[queue]
         tally.skipped += len(items)
         tally.skip_reasons[reason] += len(items)
@@ -192,11 +225,12 @@ class Ledger:
     def gone(self, queue: str, items: list[QueueItem], *, reset: bool = False) -> None:
         """404 "Book not found": the stored ID is stale; the book becomes unmatched."""
         if reset:
-            self.store.set_state(queue, [i.id for i in items], "pending")
+            self._write(self.store.set_state, queue, [i.id for i in items], "pending")
         for cache_id in {i.cache_id for i in items if i.cache_id is not None}:
-            self.store.set_book_id(cache_id, None, None)
+            self._write(self.store.set_book_id, cache_id, None, None)
         for book_id in {i.book_id for i in items if i.book_id is not None}:
-            self.store.book_not_found(book_id)  # and drop kept links to the dead ID
+            # and drop kept links to the dead ID
+            self._write(self.store.book_not_found, book_id)
         self.skip(queue, items, BOOK_GONE)
 
     def usable(self, queue: str, items: list[QueueItem], account: str) -> bool:

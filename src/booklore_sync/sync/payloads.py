@@ -26,11 +26,14 @@ def _wire_form(text: Any) -> bool:
     return isinstance(text, str) and len(text) == 20 and text[-1] == "Z" and text[10] == "T"
 
 
+_fromiso = datetime.fromisoformat
+
+
 def _instant(text: Any) -> datetime | None:
     """The importer's ``YYYY-MM-DDTHH:MM:SSZ`` quickly; anything else the careful way."""
     if isinstance(text, str) and len(text) == 20 and text[-1] == "Z":
         try:
-            return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+            return _fromiso(text)  # Python 3.11 reads the Z as UTC
         except ValueError:
             pass
     return parse_time(text)
@@ -40,15 +43,19 @@ _WIRE_OK = {"startTime", "endTime", "durationSeconds", "durationFormatted", "sta
             "endProgress", "progressDelta", "startLocation", "endLocation"}
 
 
+def _short(value: Any) -> bool:
+    return not value or len(str(value)) <= 100
+
+
 def session_in(p: Mapping[str, Any]) -> SessionIn:
-    start = _instant(p["startTime"]) or datetime.now(timezone.utc)
-    end = _instant(p["endTime"]) or start
-    if (_wire_form(p["startTime"]) and _wire_form(p["endTime"])
-            and all(len(str(p.get(k) or "")) <= 100 for k in ("startLocation", "endLocation"))):
+    start_text, end_text = p["startTime"], p["endTime"]
+    start = _instant(start_text) or datetime.now(timezone.utc)
+    end = _instant(end_text) or start
+    if (_wire_form(start_text) and _wire_form(end_text)
+            and _short(p.get("startLocation")) and _short(p.get("endLocation"))):
         # the importer's payload is already the request item: send it as it is
         wire = {k: v for k, v in p.items() if k in _WIRE_OK and v is not None}
-        return SessionIn(start_time=start, end_time=end,
-                         duration_seconds=int(p["durationSeconds"]), wire=wire)
+        return SessionIn.of_wire(start, end, int(p["durationSeconds"]), wire)
     return SessionIn(
         start_time=start, end_time=end, duration_seconds=int(p["durationSeconds"]),
         start_progress=p.get("startProgress"), end_progress=p.get("endProgress"),

@@ -132,15 +132,22 @@ def _seconds(moment: datetime | None) -> int | None:
 
 
 def _time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    if len(text) == 20 and text[-1] == "Z":  # the importer's form: the quick way
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
     try:
-        return parse_time(text) if isinstance(text, str) else None
+        return parse_time(text)
     except ValueError:
         return None
 
 
 def session_range(payload: Mapping[str, Any]) -> tuple[int, int] | None:
     """A queued session's (start, end) in whole epoch seconds."""
-    s, e = (_seconds(_time(payload.get(k))) for k in ("startTime", "endTime"))
+    s, e = _seconds(_time(payload.get("startTime"))), _seconds(_time(payload.get("endTime")))
     return None if s is None or e is None else (s, e)
 
 
@@ -280,9 +287,9 @@ def _read(w: Worker, queue: str, items: list[QueueItem], fetch: Callable[[], T])
 def reconcile_sessions(w: Worker, book_id: int, items: list[QueueItem]) -> set[int] | None:
     """First contact for a book's sessions: the ids of the local sessions already on
     the server (settled "found on server"), or None when the read failed."""
-    spans = [s for s in (session_range(i.payload) for i in items) if s is not None]
-    earliest = (datetime.fromtimestamp(min(s[0] for s in spans), timezone.utc)
-                if spans else None)
+    starts = [s for s in (_seconds(_time(i.payload.get("startTime"))) for i in items)
+              if s is not None]
+    earliest = datetime.fromtimestamp(min(starts), timezone.utc) if starts else None
     server = _read(w, "sessions", items,
                    lambda: list(w.client.iter_sessions(book_id, ending_after=earliest)))
     if server is None:

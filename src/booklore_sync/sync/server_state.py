@@ -85,24 +85,27 @@ def progress_units(store: Store, items: list[QueueItem], books: Mapping[str, Kno
     position is the one last synced, and since when the server's read status stands
     (recorded now when first seen)."""
     seen_at = datetime.now(timezone.utc).replace(microsecond=0)
-    units = []
-    for item in items:
-        known = books.get(item.fingerprint)
-        raw = book_raw(books, raws, item)
-        book_id = item.book_id if item.book_id is not None else (
-            known.book_id if known is not None else None)
-        status_seen = None
-        status = raw.get("readStatus") if raw is not None else None
-        if isinstance(status, str) and book_id is not None:
-            obs = store.observe_status(
-                book_id, status, seen_at=seen_at.isoformat().replace("+00:00", "Z"))
-            status_seen = parse_time(obs.first_seen)
-        own = store.last_synced_progress(item.fingerprint, pushed_only=True)
-        last = store.last_synced_progress(item.fingerprint)
-        record = store.progress_record(item.fingerprint)
-        settled = last is not None and last == (str(item.key["progress"]),
-                                                float(item.key["percentage"]))
-        units.append(P.ProgressUnit(item, raw, (str(own[0]), float(own[1])) if own else None,
-                                    pushed_at=record["pushed_at"], status_seen=status_seen,
-                                    position_settled=settled))
-    return units
+    with store.transaction():  # the sightings of every book in one commit
+        return [_progress_unit(store, item, books, raws, seen_at) for item in items]
+
+
+def _progress_unit(store: Store, item: QueueItem, books: Mapping[str, Known], raws: Raws,
+                   seen_at: datetime) -> P.ProgressUnit:
+    known = books.get(item.fingerprint)
+    raw = book_raw(books, raws, item)
+    book_id = item.book_id if item.book_id is not None else (
+        known.book_id if known is not None else None)
+    status_seen = None
+    status = raw.get("readStatus") if raw is not None else None
+    if isinstance(status, str) and book_id is not None:
+        obs = store.observe_status(
+            book_id, status, seen_at=seen_at.isoformat().replace("+00:00", "Z"))
+        status_seen = parse_time(obs.first_seen)
+    own = store.last_synced_progress(item.fingerprint, pushed_only=True)
+    last = store.last_synced_progress(item.fingerprint)
+    record = store.progress_record(item.fingerprint)
+    settled = last is not None and last == (str(item.key["progress"]),
+                                            float(item.key["percentage"]))
+    return P.ProgressUnit(item, raw, (str(own[0]), float(own[1])) if own else None,
+                          pushed_at=record["pushed_at"], status_seen=status_seen,
+                          position_settled=settled)

@@ -173,8 +173,9 @@ def ratings_unit(w: Worker, unit: RatingUnit) -> None:
 
 
 def _rated(book_id: int, rating: int, items: list[QueueItem]) -> Synced:
-    return Synced("ratings", items, history={"book_id": book_id,
-                                             "expected": {i.id: (rating,) for i in items}})
+    # deferred: a rating is an idempotent PUT (a lost record means one more PUT)
+    return Synced("ratings", items, defer=True, history={
+        "book_id": book_id, "expected": {i.id: (rating,) for i in items}})
 
 
 # ------------------------------------------------------------- annotations

@@ -106,6 +106,18 @@ class QueuesMixin(LedgerMixin):
                 out += self._apply(queue, batch)
         return out
 
+    def enqueue_rows(self, queue: str, rows: Sequence[Row]) -> list[str]:
+        """:meth:`enqueue_many` of rows already normalised by
+        :func:`~booklore_sync.store.queue_rows.batchable` (the scan checks each row as it
+        builds it, and the check is not made twice); their outcomes, in order."""
+        chunk = max(1, min(self._MANY_CHUNK, self._conn.getlimit(
+            sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 8))
+        out: list[str] = []
+        for start in range(0, len(rows), chunk):
+            with self.transaction():
+                out += self._apply(queue, list(rows[start:start + chunk]))
+        return out
+
     def _apply(self, queue: str, batch: list[Row]) -> list[str]:
         if QUEUE_BY_NAME[queue].latest_value:
             return self._apply_latest(queue, batch)

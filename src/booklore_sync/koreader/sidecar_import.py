@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from booklore_sync.koreader import annotations as ann
+from booklore_sync.koreader import parallel
 from booklore_sync.koreader.books import BookMeta, book_meta, book_type_for
 from booklore_sync.koreader.candidates import (
     Candidate,
@@ -37,7 +38,7 @@ from booklore_sync.koreader.rows import queue_items, queue_progress, queue_ratin
 from booklore_sync.koreader.safeio import UnreadableFile, read_regular
 from booklore_sync.store.books import BookUpsert
 
-__all__ = ["run_groups", "process_group", "import_book"]
+__all__ = ["run_groups", "process_group", "process_guarded", "import_book"]
 
 CHUNK = 500  # books per batch of store reads and writes
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -59,7 +60,8 @@ def run_groups(ctx: ScanContext) -> None:
     path_groups = [g for g in groups if g.hash is None]
     hash_groups = {g.hash: g for g in groups if g.hash is not None}
     claimed: dict[str, SidecarGroup] = {}
-    for start in range(0, len(path_groups), CHUNK):
+    # hash-mode sidecars look for their book among the book files of the others
+    for start in range(0, len(path_groups), CHUNK) if hash_groups else ():
         chunk = path_groups[start:start + CHUNK]
         ctx.prefetch_memos(to_store(str(g.book_path)) for g in chunk if g.book_path is not None)
         for g in chunk:
@@ -73,24 +75,46 @@ def run_groups(ctx: ScanContext) -> None:
     ctx.memos.clear()
     ordered = path_groups + list(hash_groups.values())
     total = len(ordered)
-    for i, g in enumerate(ordered, 1):
-        if i % CHUNK == 1:  # the next chunk: its sidecar memos in one query
+    done = 0
+    workers = parallel.workers_for(len(path_groups)) if ctx.sink.normalised else 0
+    if workers:
+        # the books beside their sidecars in worker processes (the store stays here);
+        # the hash-mode ones, which look at other books' files, below
+        def local(g: SidecarGroup) -> None:
+            process_guarded(ctx, g, claimed, book_files)
+        parallel.run_pooled(ctx, path_groups, total, workers, process_guarded, local,
+                            memo_keys)
+        done = len(path_groups)
+    for i in range(done, total):
+        if (i - done) % CHUNK == 0:  # the next chunk: its file memos in one query
             ctx.flush_store()
             ctx.memos.clear()
-            ctx.prefetch_memos(memo_key(ctx, c.path)
-                               for h in ordered[i - 1:i - 1 + CHUNK] for c in h.candidates)
-        try:
-            process_group(ctx, g, claimed, book_files)
-        except sqlite3.OperationalError:
-            raise  # the store itself failed (disk full, locked): not this book's fault
-        except RecursionError:
-            ctx.report.error(g.candidates[0].path, "cannot import: data nested too deeply")
-        except Exception as exc:  # noqa: BLE001 - last-resort guard: one bad book never stops the scan
-            ctx.report.error(g.candidates[0].path,
-                             f"cannot import: {type(exc).__name__}: {exc}")
+            ctx.prefetch_memos(memo_keys(ctx, ordered[i:i + CHUNK]))
+        process_guarded(ctx, ordered[i], claimed, book_files)
         if ctx.on_progress is not None:
-            ctx.on_progress(i, total)
+            ctx.on_progress(i + 1, total)
     ctx.flush()
+
+
+def memo_keys(ctx: ScanContext, groups: list[SidecarGroup]) -> list[str]:
+    """The file memos the groups will ask for: their sidecars' and their books'."""
+    keys = [memo_key(ctx, c.path) for g in groups for c in g.candidates]
+    keys += [to_store(str(g.book_path)) for g in groups if g.book_path is not None]
+    return keys
+
+
+def process_guarded(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarGroup],
+                    book_files: list[str]) -> None:
+    """:func:`process_group`; a failure is this book's error, never the scan's end."""
+    try:
+        process_group(ctx, g, claimed, book_files)
+    except sqlite3.OperationalError:
+        raise  # the store itself failed (disk full, locked): not this book's fault
+    except RecursionError:
+        ctx.report.error(g.candidates[0].path, "cannot import: data nested too deeply")
+    except Exception as exc:  # noqa: BLE001 - last-resort guard: one bad book never stops the scan
+        ctx.report.error(g.candidates[0].path,
+                         f"cannot import: {type(exc).__name__}: {exc}")
 
 
 def locate_hash_book(ctx: ScanContext, g: SidecarGroup, doc_path: str | None,

@@ -1,0 +1,248 @@
+"""Books read in parallel on the machine's cores (sync-and-cache §9 p2).
+
+A first scan of a large library spends most of its time on work that needs no
+store: reading and parsing sidecars, fingerprinting book files, opening EPUBs and
+converting positions to CFIs, building queue rows.  Above :data:`MIN_BOOKS` books
+and with two cores or more, that work runs in forked worker processes, chunk by
+chunk; the main process keeps the store to itself and applies each book's
+outcome in the scan's order, exactly as the single-process scan would have:
+
+* a worker runs the very same :func:`~booklore_sync.koreader.sidecar_import.
+  process_guarded` on a context that *records* instead of writing: warnings,
+  errors, cache rows, file memos, queue rows (checked and normalised by
+  ``batchable``) and the books for the session mapping, in order;
+* it is given the file memos of its chunk, read by the main process just before
+  (one query); a step that needs the store beyond them (a memo not prefetched, a
+  queue row only the store's single method may judge) hands the whole book back
+  to the main process, which processes it there in its place;
+* a worker that dies or fails, or a pool that cannot start, costs nothing but
+  time: the chunk (and all after it) is processed in the main process.
+
+``BOOKLORE_SYNC_SCAN_WORKERS`` sets it: ``0`` (or ``1``, ``off``) never, ``N``
+always with N workers (for any number of books), unset or ``auto`` the default.
+The pool needs the ``fork`` start method (the workers inherit the scan's state);
+elsewhere, or with other threads running in the process, the scan runs in one
+process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from booklore_sync.koreader.candidates import SidecarGroup
+from booklore_sync.koreader.context import ScanContext, ScannedBook
+from booklore_sync.koreader.report import ScanReport
+from booklore_sync.store.books import BookUpsert
+from booklore_sync.store.queue_rows import batchable
+
+__all__ = ["ENV", "MIN_BOOKS", "workers_for", "run_pooled"]
+
+ENV = "BOOKLORE_SYNC_SCAN_WORKERS"
+MIN_BOOKS = 500   # below this the pool's start-up costs more than it saves
+CHUNK = 200       # books per task
+
+Process = Callable[[ScanContext, SidecarGroup, dict[str, SidecarGroup], list[str]], None]
+MemoKeys = Callable[[ScanContext, list[SidecarGroup]], list[str]]
+Result = list["tuple[int, list[tuple[Any, ...]]] | None"]
+
+# what the forked workers inherit: the scan's context, its groups, the step
+_STATE: dict[str, Any] = {}
+
+
+class NeedsMain(BaseException):
+    """A step a worker cannot take without the store: the book goes to the main
+    process.  (A ``BaseException``: the per-book guard must not report it.)"""
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def workers_for(books: int) -> int:
+    """How many worker processes a scan of ``books`` books uses (0: none)."""
+    setting = os.environ.get(ENV, "").strip().lower()
+    if setting in ("0", "1", "off", "no", "false", "none"):
+        return 0
+    if setting.isdigit():
+        wanted = int(setting)
+    else:
+        if books < MIN_BOOKS or threading.active_count() > 1:
+            return 0  # forking a process with other threads running is not safe
+        wanted = _cores()
+    if wanted < 2 or books == 0 or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    return wanted
+
+
+class _Recorder(ScanReport):
+    """A worker's report: what it says, in order, for the main process to repeat."""
+
+    def __init__(self, events: list[tuple[Any, ...]]):
+        super().__init__()
+        self.events = events
+
+    def error(self, file: str | os.PathLike[str], message: str) -> None:
+        super().error(file, message)
+        self.events.append(("error", file, message))
+
+    def warn(self, file: str | os.PathLike[str], message: str, *, announce: bool = True) -> None:
+        super().warn(file, message, announce=announce)
+        self.events.append(("warn", file, message, announce))
+
+
+class _WorkerContext(ScanContext):
+    """The scan's context in a worker: everything read-only as inherited, every
+    write recorded (module docstring)."""
+
+    def __init__(self, base: ScanContext):  # noqa: D107 - a copy, not a new scan
+        self.__dict__.update(base.__dict__)
+        self.store = None
+        self.events: list[tuple[Any, ...]] = []
+        self.books = []
+        self.fp_index = {}
+        self.pending_books = []
+        self.pending_memos = []
+
+    def enqueue(self, queue: str, row: tuple[Any, ...]) -> None:
+        norm = batchable(queue, row)
+        if norm is None:
+            raise NeedsMain  # the store's single method decides (and may refuse) it
+        self.events.append(("row", queue, norm))
+
+    def add_book(self, book: BookUpsert) -> None:
+        self.events.append(("book", book))
+
+    def register(self, book: ScannedBook) -> None:
+        self.events.append(("register", book))
+
+    def get_memo(self, key: str) -> tuple[int, int, str] | None:
+        if key in self.memos:
+            return self.memos.pop(key)
+        raise NeedsMain
+
+    def put_memo(self, key: str, size: int, mtime_ns: int, digest: str) -> None:
+        self.memos.pop(key, None)
+        self.events.append(("memo", key, size, mtime_ns, digest))
+
+    def flush(self) -> None:
+        raise NeedsMain
+
+    def flush_store(self) -> None:
+        raise NeedsMain
+
+
+def _work(start: int, stop: int, memos: dict[str, tuple[int, int, str] | None]) -> Result:
+    """A worker's task: the groups ``start:stop``; per book its books count and events,
+    or None when the main process must take it."""
+    wctx = _STATE.get("wctx")
+    if wctx is None:
+        wctx = _STATE["wctx"] = _WorkerContext(_STATE["ctx"])
+    process: Process = _STATE["process"]
+    wctx.memos = memos
+    out: Result = []
+    for g in _STATE["groups"][start:stop]:
+        events: list[tuple[Any, ...]] = []
+        wctx.events = events
+        wctx.report = _Recorder(events)
+        try:
+            process(wctx, g, {}, [])
+        except NeedsMain:
+            out.append(None)
+            continue
+        out.append((wctx.report.books, events))
+    return out
+
+
+def _apply(ctx: ScanContext, events: list[tuple[Any, ...]]) -> None:
+    """What a worker recorded for one book, done here in the same order."""
+    for ev in events:
+        kind = ev[0]
+        if kind == "row":
+            ctx.sink.add(ev[1], ev[2])
+        elif kind == "warn":
+            ctx.report.warn(ev[1], ev[2], announce=ev[3])
+        elif kind == "error":
+            ctx.report.error(ev[1], ev[2])
+        elif kind == "book":
+            ctx.add_book(ev[1])
+        elif kind == "memo":
+            ctx.put_memo(ev[1], ev[2], ev[3], ev[4])
+        elif kind == "register":
+            ctx.register(ev[1])
+        else:  # pragma: no cover - a recorder and its reader out of step
+            raise AssertionError(f"unknown scan event {kind!r}")
+
+
+def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers: int,
+               process: Process, local: Callable[[SidecarGroup], None],
+               memo_keys: MemoKeys) -> None:
+    """Process ``groups`` (the first of the scan's ``total``) with ``workers`` worker
+    processes; ``local`` processes one group in this process (the fallback)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = deque((s, min(s + CHUNK, len(groups))) for s in range(0, len(groups), CHUNK))
+    _STATE.clear()
+    _STATE.update(ctx=ctx, groups=groups, process=process)
+    executor: ProcessPoolExecutor | None = None
+    try:
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    except (OSError, ValueError, ImportError):  # no pool here: all in this process
+        executor = None
+    in_flight: deque[tuple[int, int, Future[Result] | None]] = deque()
+    try:
+        while chunks or in_flight:
+            while executor is not None and chunks and len(in_flight) < 2 * workers:
+                s, e = chunks.popleft()
+                keys = memo_keys(ctx, groups[s:e])
+                ctx.flush_store()  # a memo written but not yet stored must not read as missing
+                found = ctx.store.get_file_memos(keys)
+                memos = {k: found.get(k) for k in keys}
+                fut: Future[Result] | None
+                try:
+                    fut = executor.submit(_work, s, e, memos)
+                except Exception:  # noqa: BLE001 - a broken pool: this process takes over
+                    fut = None
+                    executor = _close(executor)
+                in_flight.append((s, e, fut))
+            if not in_flight:
+                s, e = chunks.popleft()
+                in_flight.append((s, e, None))
+            s, e, fut = in_flight.popleft()
+            results: Result | None = None
+            if fut is not None:
+                try:
+                    results = fut.result()
+                except Exception:  # noqa: BLE001 - a worker died or failed: redo it here
+                    results = None
+                    executor = _close(executor)
+            if results is None:
+                ctx.memos.clear()
+                ctx.prefetch_memos(memo_keys(ctx, groups[s:e]))
+            for j in range(s, e):
+                res = results[j - s] if results is not None else None
+                if res is None:
+                    local(groups[j])
+                else:
+                    ctx.report.books += res[0]
+                    _apply(ctx, res[1])
+                if ctx.on_progress is not None:
+                    ctx.on_progress(j + 1, total)
+    finally:
+        _close(executor)
+        _STATE.clear()
+        ctx.memos.clear()
+
+
+def _close(executor: Any) -> Any:
+    if executor is not None:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return None

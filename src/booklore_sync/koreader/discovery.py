@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import stat as stat_mod
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from booklore_sync.koreader.candidates import (
     choose_sidecar,
     order_candidates,
     read_lua_file,
+    stat_signature,
 )
 from booklore_sync.koreader.layout import (
     BUILTIN_PREFIXES,
@@ -96,6 +98,7 @@ class _Walk:
     groups: dict[str, SidecarGroup] = field(default_factory=dict)
     book_names: list[str] = field(default_factory=list)
     seen_dirs: set[tuple[int, int]] = field(default_factory=set)
+    started_ns: int = field(default_factory=time.time_ns)  # before any stat of the walk
 
     def group(self, key: str, **kw: Any) -> SidecarGroup:
         g = self.groups.get(key)
@@ -157,7 +160,8 @@ class _Walk:
                     g.candidates.append(Candidate(f"{kind}.old", _child(sdr, name), st.st_mtime,
                                                   primary=_child(sdr, name[:-4])))
                 else:
-                    g.candidates.append(Candidate(kind, _child(sdr, name), st.st_mtime))
+                    g.candidates.append(Candidate(kind, _child(sdr, name), st.st_mtime,
+                                                  stat_sig=stat_signature(st, self.started_ns)))
             elif (kind == "doc" and name.endswith(".lua") and name != "custom_metadata.lua"
                   and not name.endswith(".annotations.lua") and not name.startswith("metadata.")):
                 book = sdr.parent / name[:-4]

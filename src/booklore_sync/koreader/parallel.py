@@ -49,6 +49,8 @@ CHUNK = 200       # books per task
 
 Process = Callable[[ScanContext, SidecarGroup, dict[str, SidecarGroup], list[str]], None]
 MemoKeys = Callable[[ScanContext, list[SidecarGroup]], list[str]]
+Memos = dict[str, "tuple[int, int, str] | None"]
+Quick = Callable[[ScanContext, SidecarGroup, Memos], "Callable[[], None] | None"]
 Result = list["tuple[int, list[tuple[Any, ...]]] | None"]
 
 # what the forked workers inherit: the scan's context, its groups, the step
@@ -140,21 +142,22 @@ class _WorkerContext(ScanContext):
         raise NeedsMain
 
 
-def _work(start: int, stop: int, memos: dict[str, tuple[int, int, str] | None]) -> Result:
-    """A worker's task: the groups ``start:stop``; per book its books count and events,
+def _work(indexes: list[int], memos: Memos) -> Result:
+    """A worker's task: the groups at ``indexes``; per book its books count and events,
     or None when the main process must take it."""
     wctx = _STATE.get("wctx")
     if wctx is None:
         wctx = _STATE["wctx"] = _WorkerContext(_STATE["ctx"])
     process: Process = _STATE["process"]
+    groups: list[SidecarGroup] = _STATE["groups"]
     wctx.memos = memos
     out: Result = []
-    for g in _STATE["groups"][start:stop]:
+    for i in indexes:
         events: list[tuple[Any, ...]] = []
         wctx.events = events
         wctx.report = _Recorder(events)
         try:
-            process(wctx, g, {}, [])
+            process(wctx, groups[i], {}, [])
         except NeedsMain:
             out.append(None)
             continue
@@ -184,9 +187,11 @@ def _apply(ctx: ScanContext, events: list[tuple[Any, ...]]) -> None:
 
 def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers: int,
                process: Process, local: Callable[[SidecarGroup], None],
-               memo_keys: MemoKeys) -> None:
+               memo_keys: MemoKeys, quick: Quick) -> None:
     """Process ``groups`` (the first of the scan's ``total``) with ``workers`` worker
-    processes; ``local`` processes one group in this process (the fallback)."""
+    processes; ``local`` processes one group in this process (the fallback), ``quick``
+    recognises an unchanged book from its memo and stat alone (done here: a rescan
+    starts no worker)."""
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = deque((s, min(s + CHUNK, len(groups))) for s in range(0, len(groups), CHUNK))
@@ -197,39 +202,44 @@ def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     except (OSError, ValueError, ImportError):  # no pool here: all in this process
         executor = None
-    in_flight: deque[tuple[int, int, Future[Result] | None]] = deque()
+    # per chunk: its range, the quick outcomes (None: needs work) and the worker's task
+    Task = tuple[int, int, list["Callable[[], None] | None"], "Future[Result] | None"]
+    in_flight: deque[Task] = deque()
     try:
         while chunks or in_flight:
-            while executor is not None and chunks and len(in_flight) < 2 * workers:
+            while chunks and len(in_flight) < 2 * workers:
                 s, e = chunks.popleft()
                 keys = memo_keys(ctx, groups[s:e])
                 ctx.flush_store()  # a memo written but not yet stored must not read as missing
                 found = ctx.store.get_file_memos(keys)
-                memos = {k: found.get(k) for k in keys}
-                fut: Future[Result] | None
-                try:
-                    fut = executor.submit(_work, s, e, memos)
-                except Exception:  # noqa: BLE001 - a broken pool: this process takes over
-                    fut = None
-                    executor = _close(executor)
-                in_flight.append((s, e, fut))
-            if not in_flight:
-                s, e = chunks.popleft()
-                in_flight.append((s, e, None))
-            s, e, fut = in_flight.popleft()
-            results: Result | None = None
+                memos: Memos = {k: found.get(k) for k in keys}
+                quicks = [quick(ctx, g, memos) for g in groups[s:e]]
+                work = [j for j in range(s, e) if quicks[j - s] is None]
+                fut: Future[Result] | None = None
+                if work and executor is not None:
+                    try:
+                        fut = executor.submit(_work, work, memos)
+                    except Exception:  # noqa: BLE001 - a broken pool: this process takes over
+                        executor = _close(executor)
+                in_flight.append((s, e, quicks, fut))
+            s, e, quicks, fut = in_flight.popleft()
+            results: Result = []
             if fut is not None:
                 try:
                     results = fut.result()
                 except Exception:  # noqa: BLE001 - a worker died or failed: redo it here
-                    results = None
+                    results = []
                     executor = _close(executor)
-            if results is None:
+            if any(q is None for q in quicks) and not results:
                 ctx.memos.clear()
                 ctx.prefetch_memos(memo_keys(ctx, groups[s:e]))
+            done = iter(results)
             for j in range(s, e):
-                res = results[j - s] if results is not None else None
-                if res is None:
+                q = quicks[j - s]
+                res = next(done, None) if q is None else None
+                if q is not None:
+                    q()
+                elif res is None:
                     local(groups[j])
                 else:
                     ctx.report.books += res[0]

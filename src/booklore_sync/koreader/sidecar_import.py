@@ -15,7 +15,7 @@ import os
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ def run_groups(ctx: ScanContext) -> None:
         def local(g: SidecarGroup) -> None:
             process_guarded(ctx, g, claimed, book_files)
         parallel.run_pooled(ctx, path_groups, total, workers, process_guarded, local,
-                            memo_keys)
+                            memo_keys, quick_restore)
         done = len(path_groups)
     for i in range(done, total):
         if (i - done) % CHUNK == 0:  # the next chunk: its file memos in one query
@@ -101,6 +101,21 @@ def memo_keys(ctx: ScanContext, groups: list[SidecarGroup]) -> list[str]:
     keys = [memo_key(ctx, c.path) for g in groups for c in g.candidates]
     keys += [to_store(str(g.book_path)) for g in groups if g.book_path is not None]
     return keys
+
+
+def quick_restore(ctx: ScanContext, g: SidecarGroup,
+                  memos: Mapping[str, tuple[int, int, str] | None]) -> Callable[[], None] | None:
+    """For the pool: what :func:`process_group` does for a book whose sidecar is
+    unchanged by its stat (to do in its turn), or None when the book needs work."""
+    lead = order_candidates(g.candidates, ctx.file_times)[0]
+    same = unchanged_by_stat(ctx, g, lead, memos.get(memo_key(ctx, lead.path)))
+    if same is None:
+        return None
+
+    def restore() -> None:
+        ctx.report.books += 1
+        restore_book(ctx, same)
+    return restore
 
 
 def process_guarded(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarGroup],
@@ -137,18 +152,23 @@ def memo_key(ctx: ScanContext, path: Path) -> str:
 
 def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarGroup],
                   book_files: list[str]) -> None:
-    # ---- cheap path: the sidecar that won last time is unchanged
+    # ---- cheap paths: the sidecar that won last time is unchanged
+    lead = order_candidates(g.candidates, ctx.file_times)[0]
+    memo = ctx.get_memo(memo_key(ctx, lead.path))
+    same = unchanged_by_stat(ctx, g, lead, memo)
+    if same is not None:  # not even read: its stat says it is the file of last time
+        ctx.report.books += 1
+        restore_book(ctx, same)
+        return
     first = None
     first_raw = b""
     first_token = None
-    for cand in order_candidates(g.candidates, ctx.file_times):
-        try:
-            first_raw = read_regular(cand.path)
-        except UnreadableFile:
-            break  # choose_sidecar reports it
+    try:
+        first_raw = read_regular(lead.path)
         if first_raw.strip():
-            first = cand
-        break
+            first = lead
+    except UnreadableFile:
+        pass  # choose_sidecar reports it
     if first is not None:
         book_path = g.book_path
         if g.hash is not None and book_path is None:
@@ -157,11 +177,12 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
                 book_path = ctx.mapper.to_local(m.group(1).decode("utf-8", "surrogateescape"))
         token = sidecar_token(ctx, first_raw, book_path, g)
         first_token = token
-        memo = ctx.get_memo(memo_key(ctx, first.path))
-        if memo is not None and memo[2].startswith(token + "|"):
-            ctx.report.books += 1
-            restore_book(ctx, memo[2][len(token) + 1:])
-            return
+        if memo is not None:
+            parts = memo_parts(memo[2])
+            if parts is not None and parts[0] == token:
+                ctx.report.books += 1
+                restore_book(ctx, parts[2])
+                return
     first_path = first.path if first is not None else None
 
     def read(path: Path) -> bytes:
@@ -205,8 +226,49 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
         if not isinstance(st, Exception):
             token = first_token or sidecar_token(
                 ctx, chosen.raw, book_path if g.hash is not None else g.book_path, g)
+            by_stat = stat_token(ctx, g, chosen.candidate) or "-"
             ctx.put_memo(memo_key(ctx, chosen.candidate.path), st.st_size,
-                         st.st_mtime_ns, token + "|" + _book_token(book))
+                         st.st_mtime_ns, f"{token}|{by_stat}|{_book_token(book)}")
+
+
+def stat_token(ctx: ScanContext, g: SidecarGroup, cand: Candidate) -> str | None:
+    """What :func:`sidecar_token` says, from the sidecar's stat signature instead of its
+    bytes (None: no signature, the sidecar is read).  Books found through the
+    sidecar's own ``doc_path`` (hash mode) are always read."""
+    if cand.stat_sig is None or g.hash is not None:
+        return None
+    h = hashlib.md5(cand.stat_sig.encode())
+    h.update(ctx.signature_bytes)
+    h.update(ctx.file_state(g.book_path).encode())
+    custom = custom_path(ctx, g)
+    if custom is not None:
+        h.update(ctx.file_state(custom).encode())
+    return h.hexdigest()
+
+
+def memo_parts(digest: str) -> tuple[str, str | None, str] | None:
+    """A sidecar memo ``<content token>|<stat token or ->|<book JSON>`` in its parts
+    (memos of older scans have no stat token)."""
+    if len(digest) < 34 or digest[32] != "|":
+        return None
+    rest = digest[33:]
+    if rest[:2] == "-|":
+        return digest[:32], None, rest[2:]
+    if len(rest) > 33 and rest[32] == "|" and _HEX32.match(rest[:32]):
+        return digest[:32], rest[:32], rest[33:]
+    return digest[:32], None, rest
+
+
+def unchanged_by_stat(ctx: ScanContext, g: SidecarGroup, lead: Candidate,
+                      memo: tuple[int, int, str] | None) -> str | None:
+    """The book JSON of ``memo`` when the sidecar's stat token matches the one recorded
+    with it (the sidecar then need not be read), else None."""
+    if memo is None or lead.stat_sig is None:
+        return None
+    parts = memo_parts(memo[2])
+    if parts is None or parts[1] is None or parts[1] != stat_token(ctx, g, lead):
+        return None
+    return parts[2]
 
 
 def sidecar_token(ctx: ScanContext, raw: bytes, book_path: Path | None, g: SidecarGroup) -> str:

@@ -25,7 +25,7 @@ import stat as stat_mod
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from booklore_sync.koreader.candidates import (
@@ -80,11 +80,21 @@ def _no_warn(_file: str, _message: str) -> None:
 _MAKE_CHILD = getattr(Path, "_make_child_relpath", None)
 
 
+# and its cached string form, when it has one (CPython 3.11/3.12 on POSIX): the walk
+# knows it already, and the scan asks every path for it
+_SEED_STR = os.name == "posix" and "_str" in getattr(PurePath, "__slots__", ())
+
+
 def _child(parent: Path, name: str) -> Path:
     """``parent / name`` for a directory entry's name (one plain component)."""
     if _MAKE_CHILD is not None and name not in ("", ".", "..") and "/" not in name \
             and os.sep not in name and (os.altsep is None or os.altsep not in name):
-        return _MAKE_CHILD(parent, name)
+        child: Path = _MAKE_CHILD(parent, name)
+        if _SEED_STR:
+            base = str(parent)
+            if base != "." and not base.endswith("/"):
+                object.__setattr__(child, "_str", base + "/" + name)
+        return child
     return parent / name
 
 

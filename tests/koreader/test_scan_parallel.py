@@ -283,6 +283,11 @@ def test_memos_of_older_scans_still_serve(tmp_path, kobo_copy, monkeypatch):
         token, _stat, book = sidecar_import.memo_parts(digest)  # type: ignore[misc]
         json.loads(book)
         conn.execute("UPDATE file_memo SET digest = ? WHERE path = ?", (f"{token}|{book}", path))
+    monkeypatch.setattr(candidates, "SETTLE_NS", 0)
     again = scan_source(store, kobo_copy, SETTINGS, now=NOW)
     assert sum(again.queued.values()) == 0 and not again.errors
+    reads = _reads(monkeypatch)  # the memos read by content got their stat token
+    third = scan_source(store, kobo_copy, SETTINGS, now=NOW)
+    assert third.to_json() == again.to_json()
+    assert [r for r in reads if "/Books/" in r and r.endswith(".lua")] == []
     store.close()

@@ -151,6 +151,7 @@ def _work(indexes: list[int], memos: Memos) -> Result:
     process: Process = _STATE["process"]
     groups: list[SidecarGroup] = _STATE["groups"]
     wctx.memos = memos
+    wctx.collect_young()  # (the worker inherits the scan's paused collector)
     out: Result = []
     for i in indexes:
         events: list[tuple[Any, ...]] = []
@@ -223,6 +224,8 @@ def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers
                         executor = _close(executor)
                 in_flight.append((s, e, quicks, fut))
             s, e, quicks, fut = in_flight.popleft()
+            if s % (5 * CHUNK) == 0:
+                ctx.collect_young()
             results: Result = []
             if fut is not None:
                 try:

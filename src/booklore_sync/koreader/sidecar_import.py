@@ -87,6 +87,7 @@ def run_groups(ctx: ScanContext) -> None:
         done = len(path_groups)
     for i in range(done, total):
         if (i - done) % CHUNK == 0:  # the next chunk: its file memos in one query
+            ctx.collect_young()
             ctx.flush_store()
             ctx.memos.clear()
             ctx.prefetch_memos(memo_keys(ctx, ordered[i:i + CHUNK]))
@@ -182,6 +183,13 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
             if parts is not None and parts[0] == token:
                 ctx.report.books += 1
                 restore_book(ctx, parts[2])
+                by_stat = stat_token(ctx, g, lead)
+                st = ctx.stat(lead.path)
+                if by_stat is not None and by_stat != parts[1] and not isinstance(st, Exception):
+                    # read because it had just changed (or by an older scan): next time
+                    # its stat will do
+                    ctx.put_memo(memo_key(ctx, lead.path), st.st_size, st.st_mtime_ns,
+                                 f"{token}|{by_stat}|{parts[2]}")
                 return
     first_path = first.path if first is not None else None
 

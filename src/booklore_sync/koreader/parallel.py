@@ -118,7 +118,8 @@ class _WorkerContext(ScanContext):
         norm = batchable(queue, row)
         if norm is None:
             raise NeedsMain  # the store's single method decides (and may refuse) it
-        self.events.append(("row", queue, norm))
+        # the payload travels once, as its JSON (the store reads it back when it must)
+        self.events.append(("row", queue, (norm[0], norm[1], None, norm[3], norm[4])))
 
     def add_book(self, book: BookUpsert) -> None:
         self.events.append(("book", book))

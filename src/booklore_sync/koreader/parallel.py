@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import shutil
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -143,6 +146,23 @@ class _WorkerContext(ScanContext):
         raise NeedsMain
 
 
+def _work_to_file(indexes: list[int], memos: Memos, path: str) -> str:
+    """:func:`_work`, its result written to ``path`` (pickled): the pipe back carries only
+    the name, so a worker never waits for the main process to drain a big result."""
+    blob = pickle.dumps(_work(indexes, memos), protocol=pickle.HIGHEST_PROTOCOL)
+    with open(path, "wb") as fh:
+        fh.write(blob)
+    return path
+
+
+def _read_result(path: str) -> Result:
+    with open(path, "rb") as fh:
+        blob = fh.read()
+    os.unlink(path)
+    out: Result = pickle.loads(blob)
+    return out
+
+
 def _work(indexes: list[int], memos: Memos) -> Result:
     """A worker's task: the groups at ``indexes``; per book its books count and events,
     or None when the main process must take it."""
@@ -205,8 +225,9 @@ def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers
     except (OSError, ValueError, ImportError):  # no pool here: all in this process
         executor = None
     # per chunk: its range, the quick outcomes (None: needs work) and the worker's task
-    Task = tuple[int, int, list["Callable[[], None] | None"], "Future[Result] | None"]
+    Task = tuple[int, int, list["Callable[[], None] | None"], "Future[str] | None"]
     in_flight: deque[Task] = deque()
+    spool = tempfile.mkdtemp(prefix="booklore-sync-scan-")  # the workers' results
     try:
         while chunks or in_flight:
             while chunks and len(in_flight) < 2 * workers:
@@ -217,10 +238,11 @@ def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers
                 memos: Memos = {k: found.get(k) for k in keys}
                 quicks = [quick(ctx, g, memos) for g in groups[s:e]]
                 work = [j for j in range(s, e) if quicks[j - s] is None]
-                fut: Future[Result] | None = None
+                fut: Future[str] | None = None
                 if work and executor is not None:
                     try:
-                        fut = executor.submit(_work, work, memos)
+                        fut = executor.submit(_work_to_file, work, memos,
+                                              os.path.join(spool, f"{s}.pickle"))
                     except Exception:  # noqa: BLE001 - a broken pool: this process takes over
                         executor = _close(executor)
                 in_flight.append((s, e, quicks, fut))
@@ -230,7 +252,7 @@ def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers
             results: Result = []
             if fut is not None:
                 try:
-                    results = fut.result()
+                    results = _read_result(fut.result())
                 except Exception:  # noqa: BLE001 - a worker died or failed: redo it here
                     results = []
                     executor = _close(executor)
@@ -252,6 +274,7 @@ def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers
                     ctx.on_progress(j + 1, total)
     finally:
         _close(executor)
+        shutil.rmtree(spool, ignore_errors=True)
         _STATE.clear()
         ctx.memos.clear()
 

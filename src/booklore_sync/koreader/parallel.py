@@ -220,14 +220,15 @@ def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers
     _STATE.clear()
     _STATE.update(ctx=ctx, groups=groups, process=process)
     executor: ProcessPoolExecutor | None = None
+    spool: str | None = None  # the workers' results
     try:
+        spool = tempfile.mkdtemp(prefix="booklore-sync-scan-")
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     except (OSError, ValueError, ImportError):  # no pool here: all in this process
         executor = None
     # per chunk: its range, the quick outcomes (None: needs work) and the worker's task
     Task = tuple[int, int, list["Callable[[], None] | None"], "Future[str] | None"]
     in_flight: deque[Task] = deque()
-    spool = tempfile.mkdtemp(prefix="booklore-sync-scan-")  # the workers' results
     try:
         while chunks or in_flight:
             while chunks and len(in_flight) < 2 * workers:
@@ -239,7 +240,7 @@ def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers
                 quicks = [quick(ctx, g, memos) for g in groups[s:e]]
                 work = [j for j in range(s, e) if quicks[j - s] is None]
                 fut: Future[str] | None = None
-                if work and executor is not None:
+                if work and executor is not None and spool is not None:
                     try:
                         fut = executor.submit(_work_to_file, work, memos,
                                               os.path.join(spool, f"{s}.pickle"))
@@ -274,7 +275,8 @@ def run_pooled(ctx: ScanContext, groups: list[SidecarGroup], total: int, workers
                     ctx.on_progress(j + 1, total)
     finally:
         _close(executor)
-        shutil.rmtree(spool, ignore_errors=True)
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
         _STATE.clear()
         ctx.memos.clear()
 

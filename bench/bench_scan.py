@@ -5,7 +5,10 @@ against a bare loop that reads each book's 12 KiB fingerprint samples and each
 sidecar's bytes.  Targets: first scan ≤ 6× the bare loop; rescan ≤ 0.2× the
 first scan (and queueing nothing).
 
-    python bench/bench_scan.py [--small] [--books N] [--repeat R] [--epubs E]
+    python bench/bench_scan.py [--small] [--books N] [--repeat R] [--epubs E] [--workers W]
+
+``--workers W`` sets ``BOOKLORE_SYNC_SCAN_WORKERS`` (0: one process; default: the
+scan's own choice, its worker processes on the machine's cores above 500 books).
 
 ``--epubs E`` makes the first E books small EPUBs (three chapters) whose highlights
 and bookmarks carry xpointers, so that the scan's CFI conversion is measured too
@@ -26,6 +29,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from booklore_sync.koreader import parallel
 from booklore_sync.koreader.fingerprint import OFFSETS, partial_md5
 from booklore_sync.koreader.luatable import dump
 from booklore_sync.koreader.scan import scan_source
@@ -144,6 +148,9 @@ def main() -> None:
         n = int(sys.argv[sys.argv.index("--books") + 1])
     epubs = int(sys.argv[sys.argv.index("--epubs") + 1]) if "--epubs" in sys.argv else 0
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 1
+    if "--workers" in sys.argv:
+        os.environ[parallel.ENV] = sys.argv[sys.argv.index("--workers") + 1]
+    workers = parallel.workers_for(n)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "device"
         t0 = time.perf_counter()
@@ -161,7 +168,8 @@ def main() -> None:
             store.close()
             first, second = min(first, t_first), min(second, t_second)
         print(f"bare loop (12 KiB samples + sidecar bytes): {bare:.2f} s, {n / bare:,.0f} files/s")
-        print(f"first scan:  {first:.2f} s, {n / first:,.0f} books/s, queued {report.queued}")
+        print(f"first scan:  {first:.2f} s, {n / first:,.0f} books/s, queued {report.queued}"
+              f" ({f'{workers} worker processes' if workers else 'one process'})")
         print(f"rescan:      {second:.2f} s, {n / second:,.0f} books/s, queued nothing")
         print(f"first scan / bare loop = {first / bare:.2f}  (target ≤ 6)")
         print(f"rescan / first scan    = {second / first:.2f}  (target ≤ 0.2)")

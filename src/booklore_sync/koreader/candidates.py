@@ -12,7 +12,7 @@ from booklore_sync.koreader.luatable import LuaParseError, parse
 from booklore_sync.koreader.safeio import UnreadableFile, read_regular
 
 __all__ = ["KIND_ORDER", "Candidate", "SidecarGroup", "Chosen", "order_candidates",
-           "choose_sidecar", "read_lua_file"]
+           "choose_sidecar", "read_lua_file", "stat_signature", "SETTLE_NS"]
 
 
 def read_lua_file(path: Path) -> tuple[Any, bytes]:
@@ -30,6 +30,26 @@ class Candidate:
     path: Path
     mtime: float
     primary: Path | None = None      # for ``.old``: the main file it backs up
+    # size, mtime, ctime, inode and device as discovery saw them, when the file had
+    # been left alone for a while (``stat_signature``): an exact match on a later scan
+    # means the same content; None when in doubt
+    stat_sig: str | None = None
+
+
+#: a file changed less than this before it was looked at may change again without a
+#: visible mark (coarse file times): its stat is no proof of its content
+SETTLE_NS = 3_000_000_000
+
+
+def stat_signature(st: Any, now_ns: int) -> str | None:
+    """``Candidate.stat_sig`` of a stat taken at ``now_ns`` (or after).  A rewrite
+    (KOReader writes a new file and renames it over the old one) changes the inode
+    and the ctime, an edit in place the ctime at least; only a change within the
+    file system's time granularity could hide, so a file changed within
+    :data:`SETTLE_NS` of the look gets no signature (it is read next time)."""
+    if max(st.st_mtime_ns, st.st_ctime_ns) > now_ns - SETTLE_NS:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
 
 
 @dataclass

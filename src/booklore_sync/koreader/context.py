@@ -4,6 +4,7 @@ statistics, rows, sink), and its one ``stat`` per path."""
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterable, Mapping
@@ -71,6 +72,12 @@ class ScanContext:
         self.pending_books: list[BookUpsert] = []
         self.pending_memos: list[tuple[str, int, int, str]] = []
         self.memos: dict[str, tuple[int, int, str] | None] = {}  # prefetched, used once
+        self.gc_paused = False  # automatic collections off for the scan: collect_young
+
+    def collect_young(self) -> None:
+        """While the scan holds automatic garbage collection off: the young objects'."""
+        if self.gc_paused:
+            gc.collect(1)
 
     def on(self, queue: str) -> bool:
         return self.switches[queue] if queue in self.switches else \

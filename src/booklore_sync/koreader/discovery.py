@@ -22,9 +22,10 @@ from __future__ import annotations
 import os
 import re
 import stat as stat_mod
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from booklore_sync.koreader.candidates import (
@@ -35,6 +36,7 @@ from booklore_sync.koreader.candidates import (
     choose_sidecar,
     order_candidates,
     read_lua_file,
+    stat_signature,
 )
 from booklore_sync.koreader.layout import (
     BUILTIN_PREFIXES,
@@ -78,11 +80,21 @@ def _no_warn(_file: str, _message: str) -> None:
 _MAKE_CHILD = getattr(Path, "_make_child_relpath", None)
 
 
+# and its cached string form, when it has one (CPython 3.11/3.12 on POSIX): the walk
+# knows it already, and the scan asks every path for it
+_SEED_STR = os.name == "posix" and "_str" in getattr(PurePath, "__slots__", ())
+
+
 def _child(parent: Path, name: str) -> Path:
     """``parent / name`` for a directory entry's name (one plain component)."""
     if _MAKE_CHILD is not None and name not in ("", ".", "..") and "/" not in name \
             and os.sep not in name and (os.altsep is None or os.altsep not in name):
-        return _MAKE_CHILD(parent, name)
+        child: Path = _MAKE_CHILD(parent, name)
+        if _SEED_STR:
+            base = str(parent)
+            if base != "." and not base.endswith("/"):
+                object.__setattr__(child, "_str", base + "/" + name)
+        return child
     return parent / name
 
 
@@ -96,6 +108,7 @@ class _Walk:
     groups: dict[str, SidecarGroup] = field(default_factory=dict)
     book_names: list[str] = field(default_factory=list)
     seen_dirs: set[tuple[int, int]] = field(default_factory=set)
+    started_ns: int = field(default_factory=time.time_ns)  # before any stat of the walk
 
     def group(self, key: str, **kw: Any) -> SidecarGroup:
         g = self.groups.get(key)
@@ -157,7 +170,8 @@ class _Walk:
                     g.candidates.append(Candidate(f"{kind}.old", _child(sdr, name), st.st_mtime,
                                                   primary=_child(sdr, name[:-4])))
                 else:
-                    g.candidates.append(Candidate(kind, _child(sdr, name), st.st_mtime))
+                    g.candidates.append(Candidate(kind, _child(sdr, name), st.st_mtime,
+                                                  stat_sig=stat_signature(st, self.started_ns)))
             elif (kind == "doc" and name.endswith(".lua") and name != "custom_metadata.lua"
                   and not name.endswith(".annotations.lua") and not name.startswith("metadata.")):
                 book = sdr.parent / name[:-4]

@@ -16,10 +16,12 @@ This module only orchestrates; the steps live in their own modules:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +69,28 @@ def scan_source(store: Any, source: Path | str, settings: Mapping[str, Any] | No
                       on_progress)
     read_settings(ctx)
     read_statistics(ctx)
-    with store.transaction(rollback=dry_run):
+    with store.transaction(rollback=dry_run), _young_collections_only(ctx):
         ctx.signature = _signature(store, cfg)
         ctx.signature_bytes = ctx.signature.encode()
         run_groups(ctx)
         apply_plugin_store(ctx)
         queue_sessions(ctx)
     return report
+
+
+@contextlib.contextmanager
+def _young_collections_only(ctx: ScanContext) -> Iterator[None]:
+    """No full garbage collections during the scan: each would walk every object the
+    scan keeps (its books, groups, rows) again and again, a fifth of a rescan's time.
+    The young objects are collected once per chunk (``ScanContext.collect_young``),
+    so per-book cycles are freed as before."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    ctx.gc_paused = True
+    try:
+        yield
+    finally:
+        ctx.gc_paused = False
+        gc.enable()

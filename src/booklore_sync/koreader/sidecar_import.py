@@ -15,11 +15,12 @@ import os
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from booklore_sync.koreader import annotations as ann
+from booklore_sync.koreader import parallel
 from booklore_sync.koreader.books import BookMeta, book_meta, book_type_for
 from booklore_sync.koreader.candidates import (
     Candidate,
@@ -37,7 +38,7 @@ from booklore_sync.koreader.rows import queue_items, queue_progress, queue_ratin
 from booklore_sync.koreader.safeio import UnreadableFile, read_regular
 from booklore_sync.store.books import BookUpsert
 
-__all__ = ["run_groups", "process_group", "import_book"]
+__all__ = ["run_groups", "process_group", "process_guarded", "import_book"]
 
 CHUNK = 500  # books per batch of store reads and writes
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -59,7 +60,8 @@ def run_groups(ctx: ScanContext) -> None:
     path_groups = [g for g in groups if g.hash is None]
     hash_groups = {g.hash: g for g in groups if g.hash is not None}
     claimed: dict[str, SidecarGroup] = {}
-    for start in range(0, len(path_groups), CHUNK):
+    # hash-mode sidecars look for their book among the book files of the others
+    for start in range(0, len(path_groups), CHUNK) if hash_groups else ():
         chunk = path_groups[start:start + CHUNK]
         ctx.prefetch_memos(to_store(str(g.book_path)) for g in chunk if g.book_path is not None)
         for g in chunk:
@@ -73,24 +75,62 @@ def run_groups(ctx: ScanContext) -> None:
     ctx.memos.clear()
     ordered = path_groups + list(hash_groups.values())
     total = len(ordered)
-    for i, g in enumerate(ordered, 1):
-        if i % CHUNK == 1:  # the next chunk: its sidecar memos in one query
+    done = 0
+    workers = parallel.workers_for(len(path_groups)) if ctx.sink.normalised else 0
+    if workers:
+        # the books beside their sidecars in worker processes (the store stays here);
+        # the hash-mode ones, which look at other books' files, below
+        def local(g: SidecarGroup) -> None:
+            process_guarded(ctx, g, claimed, book_files)
+        parallel.run_pooled(ctx, path_groups, total, workers, process_guarded, local,
+                            memo_keys, quick_restore)
+        done = len(path_groups)
+    for i in range(done, total):
+        if (i - done) % CHUNK == 0:  # the next chunk: its file memos in one query
+            ctx.collect_young()
             ctx.flush_store()
             ctx.memos.clear()
-            ctx.prefetch_memos(memo_key(ctx, c.path)
-                               for h in ordered[i - 1:i - 1 + CHUNK] for c in h.candidates)
-        try:
-            process_group(ctx, g, claimed, book_files)
-        except sqlite3.OperationalError:
-            raise  # the store itself failed (disk full, locked): not this book's fault
-        except RecursionError:
-            ctx.report.error(g.candidates[0].path, "cannot import: data nested too deeply")
-        except Exception as exc:  # noqa: BLE001 - last-resort guard: one bad book never stops the scan
-            ctx.report.error(g.candidates[0].path,
-                             f"cannot import: {type(exc).__name__}: {exc}")
+            ctx.prefetch_memos(memo_keys(ctx, ordered[i:i + CHUNK]))
+        process_guarded(ctx, ordered[i], claimed, book_files)
         if ctx.on_progress is not None:
-            ctx.on_progress(i, total)
+            ctx.on_progress(i + 1, total)
     ctx.flush()
+
+
+def memo_keys(ctx: ScanContext, groups: list[SidecarGroup]) -> list[str]:
+    """The file memos the groups will ask for: their sidecars' and their books'."""
+    keys = [memo_key(ctx, c.path) for g in groups for c in g.candidates]
+    keys += [to_store(str(g.book_path)) for g in groups if g.book_path is not None]
+    return keys
+
+
+def quick_restore(ctx: ScanContext, g: SidecarGroup,
+                  memos: Mapping[str, tuple[int, int, str] | None]) -> Callable[[], None] | None:
+    """For the pool: what :func:`process_group` does for a book whose sidecar is
+    unchanged by its stat (to do in its turn), or None when the book needs work."""
+    lead = order_candidates(g.candidates, ctx.file_times)[0]
+    same = unchanged_by_stat(ctx, g, lead, memos.get(memo_key(ctx, lead.path)))
+    if same is None:
+        return None
+
+    def restore() -> None:
+        ctx.report.books += 1
+        restore_book(ctx, same)
+    return restore
+
+
+def process_guarded(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarGroup],
+                    book_files: list[str]) -> None:
+    """:func:`process_group`; a failure is this book's error, never the scan's end."""
+    try:
+        process_group(ctx, g, claimed, book_files)
+    except sqlite3.OperationalError:
+        raise  # the store itself failed (disk full, locked): not this book's fault
+    except RecursionError:
+        ctx.report.error(g.candidates[0].path, "cannot import: data nested too deeply")
+    except Exception as exc:  # noqa: BLE001 - last-resort guard: one bad book never stops the scan
+        ctx.report.error(g.candidates[0].path,
+                         f"cannot import: {type(exc).__name__}: {exc}")
 
 
 def locate_hash_book(ctx: ScanContext, g: SidecarGroup, doc_path: str | None,
@@ -113,18 +153,23 @@ def memo_key(ctx: ScanContext, path: Path) -> str:
 
 def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarGroup],
                   book_files: list[str]) -> None:
-    # ---- cheap path: the sidecar that won last time is unchanged
+    # ---- cheap paths: the sidecar that won last time is unchanged
+    lead = order_candidates(g.candidates, ctx.file_times)[0]
+    memo = ctx.get_memo(memo_key(ctx, lead.path))
+    same = unchanged_by_stat(ctx, g, lead, memo)
+    if same is not None:  # not even read: its stat says it is the file of last time
+        ctx.report.books += 1
+        restore_book(ctx, same)
+        return
     first = None
     first_raw = b""
     first_token = None
-    for cand in order_candidates(g.candidates, ctx.file_times):
-        try:
-            first_raw = read_regular(cand.path)
-        except UnreadableFile:
-            break  # choose_sidecar reports it
+    try:
+        first_raw = read_regular(lead.path)
         if first_raw.strip():
-            first = cand
-        break
+            first = lead
+    except UnreadableFile:
+        pass  # choose_sidecar reports it
     if first is not None:
         book_path = g.book_path
         if g.hash is not None and book_path is None:
@@ -133,11 +178,19 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
                 book_path = ctx.mapper.to_local(m.group(1).decode("utf-8", "surrogateescape"))
         token = sidecar_token(ctx, first_raw, book_path, g)
         first_token = token
-        memo = ctx.get_memo(memo_key(ctx, first.path))
-        if memo is not None and memo[2].startswith(token + "|"):
-            ctx.report.books += 1
-            restore_book(ctx, memo[2][len(token) + 1:])
-            return
+        if memo is not None:
+            parts = memo_parts(memo[2])
+            if parts is not None and parts[0] == token:
+                ctx.report.books += 1
+                restore_book(ctx, parts[2])
+                by_stat = stat_token(ctx, g, lead)
+                st = ctx.stat(lead.path)
+                if by_stat is not None and by_stat != parts[1] and not isinstance(st, Exception):
+                    # read because it had just changed (or by an older scan): next time
+                    # its stat will do
+                    ctx.put_memo(memo_key(ctx, lead.path), st.st_size, st.st_mtime_ns,
+                                 f"{token}|{by_stat}|{parts[2]}")
+                return
     first_path = first.path if first is not None else None
 
     def read(path: Path) -> bytes:
@@ -181,8 +234,49 @@ def process_group(ctx: ScanContext, g: SidecarGroup, claimed: dict[str, SidecarG
         if not isinstance(st, Exception):
             token = first_token or sidecar_token(
                 ctx, chosen.raw, book_path if g.hash is not None else g.book_path, g)
+            by_stat = stat_token(ctx, g, chosen.candidate) or "-"
             ctx.put_memo(memo_key(ctx, chosen.candidate.path), st.st_size,
-                         st.st_mtime_ns, token + "|" + _book_token(book))
+                         st.st_mtime_ns, f"{token}|{by_stat}|{_book_token(book)}")
+
+
+def stat_token(ctx: ScanContext, g: SidecarGroup, cand: Candidate) -> str | None:
+    """What :func:`sidecar_token` says, from the sidecar's stat signature instead of its
+    bytes (None: no signature, the sidecar is read).  Books found through the
+    sidecar's own ``doc_path`` (hash mode) are always read."""
+    if cand.stat_sig is None or g.hash is not None:
+        return None
+    h = hashlib.md5(cand.stat_sig.encode())
+    h.update(ctx.signature_bytes)
+    h.update(ctx.file_state(g.book_path).encode())
+    custom = custom_path(ctx, g)
+    if custom is not None:
+        h.update(ctx.file_state(custom).encode())
+    return h.hexdigest()
+
+
+def memo_parts(digest: str) -> tuple[str, str | None, str] | None:
+    """A sidecar memo ``<content token>|<stat token or ->|<book JSON>`` in its parts
+    (memos of older scans have no stat token)."""
+    if len(digest) < 34 or digest[32] != "|":
+        return None
+    rest = digest[33:]
+    if rest[:2] == "-|":
+        return digest[:32], None, rest[2:]
+    if len(rest) > 33 and rest[32] == "|" and _HEX32.match(rest[:32]):
+        return digest[:32], rest[:32], rest[33:]
+    return digest[:32], None, rest
+
+
+def unchanged_by_stat(ctx: ScanContext, g: SidecarGroup, lead: Candidate,
+                      memo: tuple[int, int, str] | None) -> str | None:
+    """The book JSON of ``memo`` when the sidecar's stat token matches the one recorded
+    with it (the sidecar then need not be read), else None."""
+    if memo is None or lead.stat_sig is None:
+        return None
+    parts = memo_parts(memo[2])
+    if parts is None or parts[1] is None or parts[1] != stat_token(ctx, g, lead):
+        return None
+    return parts[2]
 
 
 def sidecar_token(ctx: ScanContext, raw: bytes, book_path: Path | None, g: SidecarGroup) -> str:

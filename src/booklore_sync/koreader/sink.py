@@ -9,6 +9,7 @@ from typing import Any
 
 from booklore_sync.koreader.paths import is_utf8
 from booklore_sync.koreader.report import QUEUE_NAMES, ScanReport, display_text
+from booklore_sync.store.queue_rows import Row, batchable
 
 __all__ = ["Sink"]
 
@@ -27,9 +28,11 @@ class Sink:
     def __init__(self, store: Any, report: ScanReport):
         self.store = store
         self.report = report
-        self.pending_rows: dict[str, list[tuple[Any, ...]]] = {q: [] for q in QUEUE_NAMES}
+        self.pending_rows: dict[str, list[Any]] = {q: [] for q in QUEUE_NAMES}
         self.pending_count = 0
         self.batched = callable(getattr(store, "enqueue_many", None))
+        # rows checked and normalised here once (``batchable``), then applied as they are
+        self.normalised = callable(getattr(store, "enqueue_rows", None))
 
     def enqueue(self, queue: str, row: tuple[Any, ...]) -> None:
         """Queue one item: ``row`` holds the arguments of ``store.enqueue_<queue>``.
@@ -40,10 +43,15 @@ class Sink:
         UTF-8 (a sidecar cut inside a sequence) get U+FFFD: the store and the server
         take UTF-8 only.
         """
+        if self.normalised:
+            norm = batchable(queue, row)
+            if norm is not None:
+                self.add(queue, norm)
+                return
         storable = _storable(row)
         if not storable:
             row = _sanitised(row)
-        if not self.batched or not storable:
+        if not self.batched or not storable or self.normalised:
             self.flush()
             self.report.count(queue, _SINGLE[queue](self.store, *row))
             return
@@ -52,12 +60,20 @@ class Sink:
         if self.pending_count >= _BATCH:
             self.flush()
 
+    def add(self, queue: str, norm: Row) -> None:
+        """A row already normalised by ``batchable``: it waits for ``enqueue_rows``."""
+        self.pending_rows[queue].append(norm)
+        self.pending_count += 1
+        if self.pending_count >= _BATCH:
+            self.flush()
+
     def flush(self) -> None:
         if not self.pending_count:
             return
+        apply = self.store.enqueue_rows if self.normalised else self.store.enqueue_many
         for queue, rows in self.pending_rows.items():
             if rows:
-                for outcome in self.store.enqueue_many(queue, rows):
+                for outcome in apply(queue, rows):
                     self.report.count(queue, outcome)
                 rows.clear()
         self.pending_count = 0

@@ -11,7 +11,7 @@ from typing import Any
 
 from booklore_sync.common.vocab import QueueState
 
-# (fingerprint, key values, payload, payload JSON, last_error)
+# (fingerprint, key values, payload (None: as its JSON says), payload JSON, last_error)
 Row = tuple[str, tuple[Any, ...], "dict[str, Any] | None", str, "str | None"]
 
 # the arity of each single method's positional arguments (fingerprint first)

@@ -42,6 +42,15 @@ from booklore_sync.store.types import (
 )
 
 
+def _dict(payload: dict[str, Any] | None, pjson: str) -> dict[str, Any]:
+    """A row's payload: a batch row may leave it out (None), its JSON is the same data
+    (the scan's worker processes send the JSON only)."""
+    if payload is not None:
+        return payload
+    out = json.loads(pjson)
+    return out if isinstance(out, dict) else {}
+
+
 class QueuesMixin(LedgerMixin):
     _MANY_CHUNK = 400
 
@@ -106,6 +115,18 @@ class QueuesMixin(LedgerMixin):
                 out += self._apply(queue, batch)
         return out
 
+    def enqueue_rows(self, queue: str, rows: Sequence[Row]) -> list[str]:
+        """:meth:`enqueue_many` of rows already normalised by
+        :func:`~booklore_sync.store.queue_rows.batchable` (the scan checks each row as it
+        builds it, and the check is not made twice); their outcomes, in order."""
+        chunk = max(1, min(self._MANY_CHUNK, self._conn.getlimit(
+            sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 8))
+        out: list[str] = []
+        for start in range(0, len(rows), chunk):
+            with self.transaction():
+                out += self._apply(queue, list(rows[start:start + chunk]))
+        return out
+
     def _apply(self, queue: str, batch: list[Row]) -> list[str]:
         if QUEUE_BY_NAME[queue].latest_value:
             return self._apply_latest(queue, batch)
@@ -152,7 +173,7 @@ class QueuesMixin(LedgerMixin):
             if cur is None:
                 if r[5]:
                     # synced already: queued again only as an update of an edited item
-                    upd = None if r[6] or not edits else edit_payload(payload or {},
+                    upd = None if r[6] or not edits else edit_payload(_dict(payload, pjson),
                                                                       ledger.get(key, []))
                     if upd is None:
                         out.append(ALREADY_SYNCED)
@@ -167,7 +188,7 @@ class QueuesMixin(LedgerMixin):
                     ops.append(("insert", (fp, pjson, now, last_error, *keys)))
                     state[key] = [PENDING, pjson, last_error]
                     out.append(QUEUED)
-            elif edits and (edit := queued_edit(cur[0], cur[1], payload or {},
+            elif edits and (edit := queued_edit(cur[0], cur[1], _dict(payload, pjson),
                                                 ledger.get(key))) is not None:
                 if edit[0] == "delete":
                     ops.append(("delete", key))
@@ -178,7 +199,8 @@ class QueuesMixin(LedgerMixin):
                     ops.append(("update", (new_json, None, *key)))
                     cur[1], cur[2] = new_json, None
                     out.append(UPDATED)
-            elif wants_cfi_refresh(queue, cur[0], cur[1], cur[2], payload, last_error):
+            elif wants_cfi_refresh(queue, cur[0], cur[1], cur[2], _dict(payload, pjson),
+                                   last_error):
                 ops.append(("update", (pjson, None, *key)))
                 cur[1], cur[2] = pjson, None
                 out.append(UPDATED)
@@ -232,7 +254,7 @@ class QueuesMixin(LedgerMixin):
                                                  else None)
             last = None if r[2 + n] is None else self._settled_value(queue, r[3 + n:3 + 2 * n])
             # progress: a changed KOReader status alone re-queues (koreader-data §6.3)
-            status = _payload or {}
+            status = _dict(_payload, pjson)
             new_status = (status.get("status"), status.get("status_modified")) \
                 if queue == "progress" else None
             if row is not None and row == vals and (

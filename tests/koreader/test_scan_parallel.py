@@ -11,6 +11,7 @@ import shutil
 import sys
 import unicodedata
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -116,7 +117,7 @@ def device(tmp_path: Path) -> Path:
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "CHUNK", 3)
-    monkeypatch.setattr(candidates, "SETTLE_NS", 0)  # the rescan may trust stats at once
+    _trust_stats_at_once(monkeypatch)
 
 
 @pytest.fixture
@@ -223,7 +224,7 @@ def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_rescan_does_not_read_unchanged_sidecars(tmp_path, kobo_copy, monkeypatch):
-    monkeypatch.setattr(candidates, "SETTLE_NS", 0)
+    _trust_stats_at_once(monkeypatch)
     monkeypatch.setenv(parallel.ENV, "0")
     store = Store.open(tmp_path / "s.db")
     first = scan_source(store, kobo_copy, SETTINGS, now=NOW)
@@ -239,7 +240,7 @@ def test_a_rewritten_sidecar_is_read_again_even_with_the_same_size_and_time(
         tmp_path, kobo_copy, monkeypatch):
     """KOReader writes a new file and renames it over the old one: a new inode (and
     ctime) even when size and mtime come out the same."""
-    monkeypatch.setattr(candidates, "SETTLE_NS", 0)
+    _trust_stats_at_once(monkeypatch)
     monkeypatch.setenv(parallel.ENV, "0")
     store = Store.open(tmp_path / "s.db")
     scan_source(store, kobo_copy, SETTINGS, now=NOW)
@@ -260,15 +261,33 @@ def test_a_rewritten_sidecar_is_read_again_even_with_the_same_size_and_time(
     store.close()
 
 
+def _trust_stats_at_once(monkeypatch):
+    """The rescan may trust a stat signature however recent the file."""
+    monkeypatch.setattr(candidates, "SETTLE_NS", 0)
+    monkeypatch.setattr(candidates, "FINE_SETTLE_NS", 0)
+
+
+def _stat(mtime_ns: int, ctime_ns: int) -> SimpleNamespace:
+    return SimpleNamespace(st_size=10, st_mtime_ns=mtime_ns, st_ctime_ns=ctime_ns,
+                           st_ino=7, st_dev=3)
+
+
 def test_a_sidecar_changed_just_before_the_scan_has_no_stat_signature(tmp_path):
     f = tmp_path / "metadata.pdf.lua"
     f.write_bytes(b"return {}\n")
     st = f.stat()
     now = max(st.st_mtime_ns, st.st_ctime_ns)
     assert candidates.stat_signature(st, now) is None
-    assert candidates.stat_signature(st, now + candidates.SETTLE_NS - 1) is None
     sig = candidates.stat_signature(st, now + candidates.SETTLE_NS + 1)
     assert sig == f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
+    # FAT's whole-second times (2 s steps) need the long wait; sub-second times the short
+    coarse, fine = _stat(10**18, 10**18), _stat(10**18 + 123_456_789, 10**18 + 123_456_789)
+    for st, wait in ((coarse, candidates.SETTLE_NS), (fine, candidates.FINE_SETTLE_NS)):
+        changed = max(st.st_mtime_ns, st.st_ctime_ns)
+        assert candidates.stat_signature(st, changed + wait - 1) is None
+        assert candidates.stat_signature(st, changed + wait + 1) == "10:%d:%d:7:3" % (
+            st.st_mtime_ns, st.st_ctime_ns)
+    assert candidates.FINE_SETTLE_NS < candidates.SETTLE_NS
 
 
 def test_memos_of_older_scans_still_serve(tmp_path, kobo_copy, monkeypatch):
@@ -283,7 +302,7 @@ def test_memos_of_older_scans_still_serve(tmp_path, kobo_copy, monkeypatch):
         token, _stat, book = sidecar_import.memo_parts(digest)  # type: ignore[misc]
         json.loads(book)
         conn.execute("UPDATE file_memo SET digest = ? WHERE path = ?", (f"{token}|{book}", path))
-    monkeypatch.setattr(candidates, "SETTLE_NS", 0)
+    _trust_stats_at_once(monkeypatch)
     again = scan_source(store, kobo_copy, SETTINGS, now=NOW)
     assert sum(again.queued.values()) == 0 and not again.errors
     reads = _reads(monkeypatch)  # the memos read by content got their stat token

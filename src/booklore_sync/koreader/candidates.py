@@ -37,8 +37,12 @@ class Candidate:
 
 
 #: a file changed less than this before it was looked at may change again without a
-#: visible mark (coarse file times): its stat is no proof of its content
+#: visible mark (coarse file times: FAT, the e-readers' own file system, keeps the
+#: modification time in 2-second steps): its stat is no proof of its content
 SETTLE_NS = 3_000_000_000
+#: the same on a file system whose times carry sub-second digits (ext4, btrfs, APFS…):
+#: the kernel's clock for file times ticks in milliseconds, so a later change shows
+FINE_SETTLE_NS = 500_000_000
 
 
 def stat_signature(st: Any, now_ns: int) -> str | None:
@@ -46,8 +50,11 @@ def stat_signature(st: Any, now_ns: int) -> str | None:
     (KOReader writes a new file and renames it over the old one) changes the inode
     and the ctime, an edit in place the ctime at least; only a change within the
     file system's time granularity could hide, so a file changed within
-    :data:`SETTLE_NS` of the look gets no signature (it is read next time)."""
-    if max(st.st_mtime_ns, st.st_ctime_ns) > now_ns - SETTLE_NS:
+    :data:`SETTLE_NS` of the look gets no signature (it is read next time) —
+    :data:`FINE_SETTLE_NS` when its times show sub-second precision."""
+    changed = max(st.st_mtime_ns, st.st_ctime_ns)
+    fine = st.st_mtime_ns % 1_000_000_000 or st.st_ctime_ns % 1_000_000_000
+    if changed > now_ns - (FINE_SETTLE_NS if fine else SETTLE_NS):
         return None
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
 

@@ -241,6 +241,27 @@ def test_list_sessions_shape_order_paging(mapi: Api):
     assert full["page"] == {"size": 100, "number": 0, "totalElements": 7, "totalPages": 1}
 
 
+def test_list_follows_sessions_added_between_reads_and_renumbered_books(api: Api, emu):
+    """The list is read through an index by book: sessions added after a read (single
+    and batch), of two books, show at once; renumbered books and a reset are followed."""
+    a, b = book(emu), book(emu, title="Emma", file_hash="e" * 32)
+
+    def total(bid: int) -> int:
+        return api.get(f"/api/v1/reading-sessions/book/{bid}").json()["page"]["totalElements"]
+
+    assert total(a) == total(b) == 0
+    api.post("/api/v1/reading-sessions", json=dict(S, bookId=a))
+    assert (total(a), total(b)) == (1, 0)
+    r = api.post("/api/v1/reading-sessions/batch",
+                  json={"bookId": b, "bookType": "EPUB", "sessions": [item(i) for i in range(3)]})
+    assert r.status_code in (200, 201, 202)
+    assert (total(a), total(b)) == (1, 3)
+    emu.state.renumber(100)
+    assert (total(a + 100), total(b + 100)) == (1, 3)
+    emu.state.reset()
+    assert emu.state.sessions() == []
+
+
 def test_list_sessions_only_own(api: Api, emu):
     bid = book(emu)
     api.post("/api/v1/reading-sessions", auth="admin", json=dict(S, bookId=bid))

@@ -169,8 +169,7 @@ class SessionsController(Controller):
         if book is None:
             raise ApiError(404, f"Book not found with ID: {book_id}")
         uid = ctx.user["id"]
-        rows = [s for s in self.state.data["sessions"].values()
-                if s["bookId"] == book_id and s["userId"] == uid]
+        rows = self.state.sessions_of_book(book_id, uid)
         rows.sort(key=lambda s: (s["startTime"], s["id"]), reverse=True)
         total = len(rows)
         chunk = rows[page * size:(page + 1) * size]

@@ -89,6 +89,7 @@ class State(ControlMixin):
         self.dirty = False
         self._save_lock = threading.Lock()
         self._unique = {}
+        self._by_book = None
 
         seed_obj = _load_seed(seed)
         library_books: list[dict[str, Any]] = []

@@ -4,6 +4,7 @@ UNIQUE(user, book, cfi) index and the request log."""
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ class StateCore:
     data: dict[str, Any]
     seed_data: dict[str, Any]
     _unique: dict[str, dict[tuple[int, int, str], int]]
+    _by_book: tuple[dict[int, dict[str, Any]], int, dict[int, list[dict[str, Any]]]] | None
     _save_lock: threading.Lock
 
     @property
@@ -146,9 +148,29 @@ class StateCore:
         if rec.get("cfi") is not None:
             self._unique_index(table)[(rec["userId"], rec["bookId"], self.cfi_key(rec["cfi"]))] = rec["id"]
 
+    def sessions_of_book(self, book_id: int, user_id: int) -> list[dict[str, Any]]:
+        """The user's sessions of one book (the stored records, not copies), through an
+        index by book kept up to date as sessions are added — a real server reads them by
+        an indexed column, so a read costs the same however many sessions others hold.
+        Sessions are only ever added (ids grow, dicts keep their order); anything else
+        (a reset, a loaded state, renumbered books) replaces the table or invalidates."""
+        with self.lock:
+            table = self.data["sessions"]
+            built = getattr(self, "_by_book", None)
+            index: dict[int, list[dict[str, Any]]] = {}
+            seen = 0
+            if built is not None and built[0] is table and built[1] <= len(table):
+                _, seen, index = built
+            if seen < len(table):
+                for rec in itertools.islice(table.values(), seen, None):
+                    index.setdefault(rec["bookId"], []).append(rec)
+            self._by_book = (table, len(table), index)
+            return [r for r in index.get(book_id, []) if r["userId"] == user_id]
+
     def invalidate(self) -> None:
         """Forget derived indexes (after any change not made through ``unique_add``)."""
         self._unique.clear()
+        self._by_book = None
 
 
     # ------------------------------------------------------------------ request log

@@ -105,6 +105,12 @@ class ClientCore:
         return self._base
 
     @property
+    def account_names(self) -> tuple[str | None, str | None]:
+        """The BookLore and KOReader user names this client logs in with (no secrets):
+        with the URL, the identity the store's first-contact records belong to."""
+        return self._bl_user, self._ko_user
+
+    @property
     def has_booklore_account(self) -> bool:
         return self._bearer is not None
 

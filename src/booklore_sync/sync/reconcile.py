@@ -66,7 +66,9 @@ def identity_of(client: Any) -> ServerIdentity | None:
     url = getattr(client, "base_url", None)
     if not isinstance(url, str):
         return None
-    users = (getattr(client, "_bl_user", None), getattr(client, "_ko_user", None))
+    users = getattr(client, "account_names", None)
+    if not isinstance(users, tuple):
+        users = (None, None)
     return ServerIdentity(url, *(u if isinstance(u, str) else None for u in users))
 
 

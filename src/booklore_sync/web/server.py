@@ -11,32 +11,34 @@ import sys
 import threading
 from collections.abc import Generator
 from pathlib import Path
-
-import uvicorn
+from typing import Any
 
 from booklore_sync.config import Config, ConfigError
-from booklore_sync.web import watching
-from booklore_sync.web.app import Settings, create_app
 from booklore_sync.web.security import PASSWORD_ENV, PasswordError, is_loopback, load_password
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, but a signal ends the server and nothing else: ``serve`` exits 0."""
+def _server(config: Any) -> Any:
+    """uvicorn, but a signal ends the server and nothing else: ``serve`` exits 0.  (uvicorn
+    and the page are imported only once the checks have passed: a refusal is quick.)"""
+    import uvicorn
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        handled = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return _Server(config)
 
 
 def _fail(message: str, json_out: bool) -> int:
@@ -95,6 +97,11 @@ def serve(*, source: Path | None, host: str, port: int, interval: float,
     except OSError as exc:
         return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", json_out)
 
+    import uvicorn
+
+    from booklore_sync.web import watching
+    from booklore_sync.web.app import Settings, create_app
+
     watch = None
     if source is not None:
         watch = watching.WatchLoop(cfg, source, interval, echo=_echo)
@@ -110,7 +117,7 @@ def serve(*, source: Path | None, host: str, port: int, interval: float,
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=3, server_header=False,
                             proxy_headers=False)
-    server = _Server(config)
+    server = _server(config)
     if watch is not None:
         watch.start()
     try:

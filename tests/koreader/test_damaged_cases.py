@@ -15,7 +15,6 @@ from booklore_sync.koreader import annotations as ann
 from booklore_sync.koreader.luatable import dump
 from booklore_sync.koreader.scan import scan_source
 from booklore_sync.koreader.statistics import derive_sessions
-from booklore_sync.store import Store
 from tests.koreader.conftest import empty_kobo
 
 from .conftest import BOOKS
@@ -25,13 +24,6 @@ NOW = 1800000000
 UTC = {"device.timezone": "UTC"}
 MD5 = "0123456789abcdef0123456789abcdef"
 T0 = 1700000000
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "store.sqlite3")
-    yield s
-    s.close()
 
 
 device = empty_kobo

@@ -27,13 +27,6 @@ NOW = 1800000000
 UTC = {"device.timezone": "UTC"}
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "store" / "store.sqlite3")
-    yield s
-    s.close()
-
-
 kobo = empty_kobo
 
 

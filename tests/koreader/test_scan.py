@@ -8,7 +8,6 @@ import pytest
 
 from booklore_sync.koreader.luatable import dump, parse_file
 from booklore_sync.koreader.scan import SourceError, scan_source
-from booklore_sync.store import Store
 
 from .conftest import KOBO
 from .statsdb import make_db
@@ -19,13 +18,6 @@ LEAVES = "59d481d168cca6267322f150c5f6a2a3"
 JULIET = "cf7ce9b8d4e135c8ac340f18d1e58c85"
 TALL = "41cce710f34e5ec21315e19c99821415"
 TWOCOL = "e7105714c0e372d7815d9651ed726b28"
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "store" / "store.sqlite3")
-    yield s
-    s.close()
 
 
 def tree_digest(root: Path) -> dict[str, str]:

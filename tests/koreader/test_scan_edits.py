@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from booklore_sync.koreader.luatable import dump, parse_file
 from booklore_sync.koreader.scan import scan_source
 from booklore_sync.store import ALREADY_QUEUED, ALREADY_SYNCED, QUEUED, UPDATED, Store
@@ -17,13 +15,6 @@ UTC = {"device.timezone": "UTC"}
 LEAVES = "59d481d168cca6267322f150c5f6a2a3"
 NOTE_DT = "2024-03-04 22:56:36"
 HL_DT = "2024-03-01 20:09:49"
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(tmp_path / "store" / "store.sqlite3")
-    yield s
-    s.close()
 
 
 def _sidecar(kobo: Path) -> Path:

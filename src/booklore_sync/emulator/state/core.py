@@ -156,7 +156,7 @@ class StateCore:
         (a reset, a loaded state, renumbered books) replaces the table or invalidates."""
         with self.lock:
             table = self.data["sessions"]
-            built = getattr(self, "_by_book", None)
+            built = self._by_book
             index: dict[int, list[dict[str, Any]]] = {}
             seen = 0
             if built is not None and built[0] is table and built[1] <= len(table):
